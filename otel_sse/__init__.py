@@ -1,0 +1,50 @@
+"""otel-sse: live Server-Sent Events for AI agent systems, in sync with OpenTelemetry.
+
+The path of one event can be read off the package tree:
+``emitters`` (task/agent/LLM API) -> OpenTelemetry spans and log records ->
+``processors`` (span/log -> contract events) -> ``bus`` (event log, ids,
+history, fan-out) -> ``server`` (ASGI on hypercorn) -> ``wire`` (bytes).
+``client`` reads the same ``wire`` format back.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from otel_sse.errors import OtelSSEError
+
+__version__ = "0.1.0"
+
+# Lazy exports keep ``import otel_sse`` cheap: a process that only emits
+# telemetry never imports hypercorn or aiohttp.
+_EXPORTS = {
+    "SSEServer": "otel_sse.server",
+    "SSEClient": "otel_sse.client",
+    "SSEEvent": "otel_sse.client",
+    "ConnectionState": "otel_sse.client",
+    "TaskStream": "otel_sse.emitters",
+    "AgentStream": "otel_sse.emitters",
+    "LLMStream": "otel_sse.emitters",
+    "LogLevel": "otel_sse.emitters",
+    "TaskStatus": "otel_sse.emitters",
+    "AgentStatus": "otel_sse.emitters",
+    "configure": "otel_sse.telemetry",
+}
+
+__all__ = ["OtelSSEError", "__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from otel_sse.client import ConnectionState, SSEClient, SSEEvent
+    from otel_sse.emitters import AgentStatus, AgentStream, LLMStream, LogLevel, TaskStatus, TaskStream
+    from otel_sse.server import SSEServer
+    from otel_sse.telemetry import configure
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_sse' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,275 @@
+"""Fan-out from the event log to subscribers, each reading at its own pace.
+
+Subscribers do not hold copies of events: each keeps a cursor into the
+shared history and, when woken, takes everything after it in one read, so a
+client that fell behind gets its backlog in one write and memory does not
+grow with the number of slow clients. Only direct messages (``connected``,
+``stream:gap``, ``send_to_client``, keep-alive) sit in a small per-client
+queue, ordered against the history by the sequence number they follow.
+
+Everything here runs on the server's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+
+from otel_sse.bus.history import StoredEvent
+from otel_sse.bus.ids import format_id
+from otel_sse.bus.log import EventLog
+from otel_sse.wire.encoder import dumps, encode_event, iso_ms
+from otel_sse.wire.filters import EventFilter
+
+# The largest backlog taken in one read: bounds one write during a replay.
+READ_BATCH = 512
+
+
+class SlowClientPolicy(str, Enum):
+    DISCONNECT = "disconnect"
+    DROP_OLDEST = "drop-oldest"
+
+
+class Subscriber:
+    __slots__ = (
+        "bytes_sent",
+        "client_id",
+        "closing",
+        "connected_at",
+        "cursor",
+        "direct",
+        "direct_seq",
+        "events_sent",
+        "filter",
+        "info",
+        "kill_hook",
+        "killed",
+        "last_write",
+        "live",
+        "missed",
+        "waiter",
+    )
+
+    def __init__(self, client_id: str, event_filter: EventFilter, cursor: int,
+                 info: dict[str, str]) -> None:
+        self.client_id = client_id
+        self.filter = event_filter
+        self.cursor = cursor
+        self.direct: deque[tuple[int, bytes]] = deque()
+        self.direct_seq = 0
+        self.waiter: asyncio.Future[None] | None = None
+        # A replaying subscriber is catching up on purpose, not falling behind.
+        self.live = False
+        self.closing = False
+        self.killed: str | None = None
+        self.kill_hook: Callable[[], None] | None = None
+        self.missed = 0
+        self.events_sent = 0
+        self.bytes_sent = 0
+        self.connected_at = time.time()
+        self.last_write = time.monotonic()
+        self.info = info
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "clientId": self.client_id,
+            "connectedAt": iso_ms_from_epoch(self.connected_at),
+            "filters": list(self.filter.patterns),
+            "eventsSent": self.events_sent,
+            "bytesSent": self.bytes_sent,
+            "missed": self.missed,
+            **self.info,
+        }
+
+
+def iso_ms_from_epoch(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return iso_ms(datetime.fromtimestamp(seconds, UTC))
+
+
+def control_frame(event_type: str, data: dict[str, object]) -> bytes:
+    """A server-generated event without an id, so it never moves a client's resume point."""
+    return encode_event(dumps(data), event_type)
+
+
+class Fanout:
+    def __init__(self, log: EventLog, max_lag: int, policy: SlowClientPolicy) -> None:
+        if max_lag < 1:
+            raise ValueError(f"client_queue_size must be >= 1, got {max_lag!r}")
+        self.log = log
+        self.max_lag = max_lag
+        self.policy = policy
+        self.subscribers: dict[str, Subscriber] = {}
+        self._waiting: set[Subscriber] = set()
+        self._dirty_types: set[str] = set()
+        self._wake_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.slow_disconnects = 0
+        self.gaps_sent = 0
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    # -- publishing ---------------------------------------------------------
+
+    def publish(self, event_type: str, data: str, retry: int | None = None) -> StoredEvent:
+        event = self.log.append(event_type, data, retry)
+        self._dirty_types.add(event_type)
+        # Publishes within one loop iteration wake each reader once, so a burst
+        # leaves in one write per client instead of one per event.
+        if not self._wake_scheduled and self._waiting and self._loop is not None:
+            self._wake_scheduled = True
+            self._loop.call_soon(self._wake)
+        return event
+
+    def recipients(self, event_type: str) -> int:
+        return sum(1 for sub in list(self.subscribers.values()) if sub.filter(event_type))
+
+    def _wake(self) -> None:
+        self._wake_scheduled = False
+        types = self._dirty_types
+        self._dirty_types = set()
+        woken = []
+        for sub in self._waiting:
+            flt = sub.filter
+            if flt.matches_all or any(flt(t) for t in types):
+                woken.append(sub)
+        for sub in woken:
+            self._release(sub)
+
+    def _release(self, sub: Subscriber) -> None:
+        self._waiting.discard(sub)
+        waiter = sub.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- subscribers --------------------------------------------------------
+
+    def add(self, sub: Subscriber) -> None:
+        self.subscribers[sub.client_id] = sub
+
+    def remove(self, sub: Subscriber) -> None:
+        self.subscribers.pop(sub.client_id, None)
+        self._waiting.discard(sub)
+
+    def send_direct(self, sub: Subscriber, frame: bytes) -> None:
+        sub.direct.append((self.log.history.last_seq, frame))
+        self._release(sub)
+
+    def next_direct_id(self, sub: Subscriber) -> str:
+        """An id for a direct message: after the last published event, before the next."""
+        sub.direct_seq += 1
+        return format_id(self.log.run_id, self.log.history.last_seq, sub.direct_seq)
+
+    def close(self, sub: Subscriber) -> None:
+        """End the stream once what is queued for it has been written."""
+        sub.closing = True
+        self._release(sub)
+
+    def kill(self, sub: Subscriber, reason: str) -> None:
+        """End the stream now, dropping what is queued (the client resumes by id)."""
+        if sub.killed is None:
+            sub.killed = reason
+            self._release(sub)
+            if sub.kill_hook is not None:
+                sub.kill_hook()
+
+    def sweep(self) -> None:
+        """Catch stalled readers: one stuck in a blocked write never reaches ``collect``."""
+        if self.policy is not SlowClientPolicy.DISCONNECT:
+            return
+        last = self.log.history.last_seq
+        for sub in list(self.subscribers.values()):
+            if sub.live and last - sub.cursor > self.max_lag and sub.killed is None:
+                self.slow_disconnects += 1
+                self.kill(sub, "slow")
+
+    # -- reading ------------------------------------------------------------
+
+    async def read(self, sub: Subscriber) -> bytes | None:
+        """The next bytes for this subscriber; None when its stream should end."""
+        loop = self._loop
+        assert loop is not None
+        while True:
+            if sub.killed is not None:
+                return None
+            chunk = self.collect(sub)
+            if chunk:
+                return chunk
+            if sub.closing:
+                return None
+            waiter = loop.create_future()
+            sub.waiter = waiter
+            self._waiting.add(sub)
+            try:
+                await waiter
+            finally:
+                sub.waiter = None
+                self._waiting.discard(sub)
+
+    def collect(self, sub: Subscriber) -> bytes:
+        history = self.log.history
+        last = history.last_seq
+        cursor = sub.cursor
+        direct = sub.direct
+        if cursor >= last:
+            sub.live = True
+            if not direct:
+                return b""
+            frames = [frame for _, frame in direct]
+            direct.clear()
+            return b"".join(frames)
+
+        frames = []
+        if cursor < history.first_seq - 1:
+            # History was trimmed past this reader: say so before what remains.
+            missed = history.first_seq - 1 - cursor
+            frames.append(self._gap_frame(sub, cursor, missed))
+            cursor = history.first_seq - 1
+        elif sub.live and last - cursor > self.max_lag:
+            if self.policy is SlowClientPolicy.DISCONNECT:
+                self.slow_disconnects += 1
+                self.kill(sub, "slow")
+                return b""
+            missed = last - cursor - self.max_lag
+            frames.append(self._gap_frame(sub, cursor, missed))
+            cursor += missed
+
+        events = history.after(cursor, READ_BATCH)
+        flt = sub.filter
+        if not direct and flt.matches_all:
+            frames.extend([event.frame for event in events])
+            sent = len(events)
+        else:
+            sent = 0
+            for event in events:
+                while direct and direct[0][0] < event.seq:
+                    frames.append(direct.popleft()[1])
+                if flt(event.type):
+                    frames.append(event.frame)
+                    sent += 1
+        if events:
+            cursor = events[-1].seq
+        while direct and direct[0][0] <= cursor:
+            frames.append(direct.popleft()[1])
+        sub.cursor = cursor
+        sub.events_sent += sent
+        if cursor >= last:
+            sub.live = True
+        return b"".join(frames)
+
+    def _gap_frame(self, sub: Subscriber, cursor: int, missed: int | None) -> bytes:
+        sub.missed += missed or 0
+        self.gaps_sent += 1
+        history = self.log.history
+        oldest = history.get(history.first_seq)
+        return control_frame("stream:gap", {
+            "requestedId": format_id(self.log.run_id, cursor) if cursor else None,
+            "oldestId": oldest.id if oldest is not None else None,
+            "missed": missed,
+            "timestamp": iso_ms_from_epoch(time.time()),
+        })

@@ -1,0 +1,44 @@
+"""One root exception for everything otel-sse raises on purpose."""
+
+from __future__ import annotations
+
+
+class OtelSSEError(Exception):
+    """Root of every error otel-sse raises deliberately."""
+
+
+class ConfigError(OtelSSEError, ValueError):
+    """A configuration value is invalid; the message names the value."""
+
+
+class EventFormatError(OtelSSEError, ValueError):
+    """An event cannot be written to the wire as given (CR, LF or NUL in a name or id)."""
+
+
+class ServerError(OtelSSEError):
+    """The server cannot start or is not in a state to do what was asked."""
+
+
+class ClientError(OtelSSEError):
+    """Base for SSE client failures."""
+
+
+class ConnectError(ClientError):
+    """The client could not establish the stream (network, status, content type)."""
+
+
+class BadStatusError(ConnectError):
+    """The server answered the stream request with an unexpected HTTP status."""
+
+    def __init__(self, status: int, reason: str = "") -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"unexpected HTTP status {status}{': ' + reason if reason else ''}")
+
+
+class BadContentTypeError(ConnectError):
+    """The server answered with a Content-Type other than text/event-stream."""
+
+    def __init__(self, content_type: str) -> None:
+        self.content_type = content_type
+        super().__init__(f"expected Content-Type text/event-stream, got {content_type!r}")

@@ -1,0 +1,116 @@
+"""Server-sent events framing, without I/O.
+
+Every event is encoded exactly once into the bytes that go on the wire; the
+server shares those bytes among all the clients that receive the event.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any
+
+from otel_sse.errors import EventFormatError
+
+# A field value containing one of these would end the line early and let a
+# payload inject a second field or event.
+_FORBIDDEN = re.compile(r"[\r\n\0]")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def iso_ms(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds, as JavaScript's ``Date.toISOString``."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_ms(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    # Payloads come from user code; an odd object must not break the stream.
+    return repr(value)
+
+
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
+).encode
+
+
+def dumps(data: Any) -> str:
+    """Compact one-line JSON; datetimes as ISO 8601 UTC with milliseconds."""
+    try:
+        return _dumps(data)
+    except ValueError:
+        # NaN / Infinity are not JSON; write them as null rather than emit invalid JSON.
+        return json.dumps(
+            _replace_non_finite(data), ensure_ascii=False, separators=(",", ":"),
+            default=_json_default,
+        )
+
+
+def _replace_non_finite(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _replace_non_finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replace_non_finite(v) for v in value]
+    return value
+
+
+def check_field(name: str, value: str) -> str:
+    """Return ``value`` if it can stand on one SSE line, else raise naming the field."""
+    if _FORBIDDEN.search(value):
+        raise EventFormatError(
+            f"SSE {name} {value!r} contains CR, LF or NUL, which would split the event"
+        )
+    return value
+
+
+def encode_event(
+    data: str,
+    event: str | None = None,
+    id: str | None = None,
+    retry: int | None = None,
+) -> bytes:
+    """Encode one event. Multi-line ``data`` becomes several ``data:`` lines."""
+    parts: list[str] = []
+    if id is not None:
+        parts.append(f"id: {check_field('id', id)}\n")
+    if event is not None:
+        parts.append(f"event: {check_field('event name', event)}\n")
+    if retry is not None:
+        if retry < 0:
+            raise EventFormatError(f"SSE retry must be >= 0 milliseconds, got {retry!r}")
+        parts.append(f"retry: {int(retry)}\n")
+    if "\n" in data or "\r" in data:
+        for line in _LINE_BREAK.split(data):
+            parts.append(f"data: {line}\n")
+    else:
+        parts.append(f"data: {data}\n")
+    parts.append("\n")
+    return "".join(parts).encode("utf-8")
+
+
+def encode_comment(text: str = "") -> bytes:
+    """A comment line (ignored by clients), used for keep-alive."""
+    lines = _LINE_BREAK.split(text) if text else [""]
+    return ("".join(f": {line}\n" if line else ":\n" for line in lines)).encode("utf-8")
+
+
+def encode_retry(milliseconds: int) -> bytes:
+    """A block that only sets the client's reconnection time."""
+    return f"retry: {int(milliseconds)}\n\n".encode("ascii")
