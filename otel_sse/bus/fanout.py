@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 
 from otel_sse.bus.history import StoredEvent
 from otel_sse.bus.ids import format_id
@@ -26,9 +26,11 @@ from otel_sse.wire.filters import EventFilter
 
 # The largest backlog taken in one read: bounds one write during a replay.
 READ_BATCH = 512
+# Rounds that wake fewer readers than this are never paced: their cost is small.
+PACED_ROUND = 64
 
 
-class SlowClientPolicy(str, Enum):
+class SlowClientPolicy(StrEnum):
     DISCONNECT = "disconnect"
     DROP_OLDEST = "drop-oldest"
 
@@ -107,6 +109,9 @@ class Fanout:
         self._waiting: set[Subscriber] = set()
         self._dirty_types: set[str] = set()
         self._wake_scheduled = False
+        self._next_round = 0.0
+        self._round_start = 0.0
+        self._unfiltered = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.slow_disconnects = 0
         self.gaps_sent = 0
@@ -121,13 +126,18 @@ class Fanout:
         self._dirty_types.add(event_type)
         # Publishes within one loop iteration wake each reader once, so a burst
         # leaves in one write per client instead of one per event.
-        if not self._wake_scheduled and self._waiting and self._loop is not None:
+        loop = self._loop
+        if not self._wake_scheduled and self._waiting and loop is not None:
             self._wake_scheduled = True
-            self._loop.call_soon(self._wake)
+            if loop.time() >= self._next_round:
+                loop.call_soon(self._wake)
+            else:
+                loop.call_at(self._next_round, self._wake)
         return event
 
     def recipients(self, event_type: str) -> int:
-        return sum(1 for sub in list(self.subscribers.values()) if sub.filter(event_type))
+        filtered = [s for s in list(self.subscribers.values()) if not s.filter.matches_all]
+        return self._unfiltered + sum(1 for sub in filtered if sub.filter(event_type))
 
     def _wake(self) -> None:
         self._wake_scheduled = False
@@ -140,6 +150,23 @@ class Fanout:
                 woken.append(sub)
         for sub in woken:
             self._release(sub)
+        if len(woken) >= PACED_ROUND and self._loop is not None:
+            # Queued after every woken reader's step, so it runs once their writes are done.
+            self._round_start = self._loop.time()
+            self._loop.call_soon(self._round_done)
+
+    def _round_done(self) -> None:
+        """Pace write rounds so that writing takes at most half of the loop's time.
+
+        With many clients, a round of writes costs milliseconds; starting the next
+        round no sooner than that cost again lets events that arrive meanwhile
+        share one write per client, so the cost follows clients x rounds, not
+        clients x events, and latency stays about one round instead of growing
+        with a backlog. Small rounds are not paced at all.
+        """
+        assert self._loop is not None
+        now = self._loop.time()
+        self._next_round = now + (now - self._round_start)
 
     def _release(self, sub: Subscriber) -> None:
         self._waiting.discard(sub)
@@ -151,9 +178,11 @@ class Fanout:
 
     def add(self, sub: Subscriber) -> None:
         self.subscribers[sub.client_id] = sub
+        self._unfiltered += sub.filter.matches_all
 
     def remove(self, sub: Subscriber) -> None:
-        self.subscribers.pop(sub.client_id, None)
+        if self.subscribers.pop(sub.client_id, None) is not None:
+            self._unfiltered -= sub.filter.matches_all
         self._waiting.discard(sub)
 
     def send_direct(self, sub: Subscriber, frame: bytes) -> None:
