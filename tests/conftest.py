@@ -22,7 +22,9 @@ def tls_ca() -> trustme.CA:
 
 
 @pytest.fixture(scope="session")
-def tls_files(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+def tls_files(
+    tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Path]]:
     """cert.pem / key.pem for 127.0.0.1 and localhost, and the CA that signed them."""
     folder = tmp_path_factory.mktemp("tls")
     cert = tls_ca.issue_cert("127.0.0.1", "localhost")
