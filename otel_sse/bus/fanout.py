@@ -21,7 +21,7 @@ from enum import StrEnum
 from otel_sse.bus.history import StoredEvent
 from otel_sse.bus.ids import format_id
 from otel_sse.bus.log import EventLog
-from otel_sse.wire.encoder import dumps, encode_event, iso_ms
+from otel_sse.wire.encoder import dumps, encode_event, iso_ms_from_epoch, iso_ms_now
 from otel_sse.wire.filters import EventFilter
 
 # The largest backlog taken in one read: bounds one write during a replay.
@@ -85,12 +85,6 @@ class Subscriber:
             "missed": self.missed,
             **self.info,
         }
-
-
-def iso_ms_from_epoch(seconds: float) -> str:
-    from datetime import UTC, datetime
-
-    return iso_ms(datetime.fromtimestamp(seconds, UTC))
 
 
 def control_frame(event_type: str, data: dict[str, object]) -> bytes:
@@ -300,5 +294,5 @@ class Fanout:
             "requestedId": format_id(self.log.run_id, cursor) if cursor else None,
             "oldestId": oldest.id if oldest is not None else None,
             "missed": missed,
-            "timestamp": iso_ms_from_epoch(time.time()),
+            "timestamp": iso_ms_now(),
         })

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from otel_sse.bus.fanout import Subscriber, control_frame, iso_ms_from_epoch
+from otel_sse.bus.fanout import Subscriber, control_frame
 from otel_sse.bus.ids import InvalidEventId, parse_id
 from otel_sse.server.compression import make_compressor, negotiate
 from otel_sse.server.http import (
@@ -23,7 +23,7 @@ from otel_sse.server.http import (
     respond_json,
     respond_text,
 )
-from otel_sse.wire.encoder import encode_retry
+from otel_sse.wire.encoder import encode_retry, iso_ms_now
 from otel_sse.wire.filters import EventFilter, FilterError, parse_filters
 
 if TYPE_CHECKING:
@@ -152,9 +152,9 @@ class SSEApp:
             greeting += encode_retry(server.config.retry)
         greeting += control_frame("connected", {
             "clientId": sub.client_id,
-            "serverTime": iso_ms_from_epoch(time.time()),
+            "serverTime": iso_ms_now(),
             "lastEventId": requested,
-            "timestamp": iso_ms_from_epoch(time.time()),
+            "timestamp": iso_ms_now(),
         })
         if requested and resume_seq is None:
             # Another run's id, or one past what this log holds: say so, then replay it all.
@@ -163,7 +163,7 @@ class SSEApp:
                 "requestedId": requested,
                 "oldestId": oldest.id if oldest is not None else None,
                 "missed": None,
-                "timestamp": iso_ms_from_epoch(time.time()),
+                "timestamp": iso_ms_now(),
             })
             fanout.gaps_sent += 1
             sub.cursor = history.first_seq - 1
@@ -198,7 +198,11 @@ class SSEApp:
 
         watcher = asyncio.create_task(watch_disconnect())
         writer = asyncio.create_task(write_loop())
-        sub.kill_hook = lambda: writer.cancel() and None
+
+        def kill_writer() -> None:
+            writer.cancel()
+
+        sub.kill_hook = kill_writer
         ended_cleanly = False
         try:
             ended_cleanly = await writer

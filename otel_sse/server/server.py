@@ -12,18 +12,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 
-from otel_sse.bus.fanout import Fanout, control_frame, iso_ms_from_epoch
+from otel_sse.bus.fanout import Fanout, control_frame
 from otel_sse.bus.log import EventLog, MemoryEventLog
 from otel_sse.errors import ServerError
 from otel_sse.server.app import SSEApp
 from otel_sse.server.config import ServerConfig
-from otel_sse.wire.encoder import check_field, dumps, encode_comment, encode_event, iso_ms
+from otel_sse.wire.encoder import (
+    check_field,
+    dumps,
+    encode_comment,
+    encode_event,
+    iso_ms_from_epoch,
+    iso_ms_now,
+)
 
 logger = logging.getLogger("otel_sse.server")
 
@@ -210,7 +216,7 @@ class SSEServer:
         self.stopping = True
         self._drain_pending()
         frame = control_frame("shutdown", {"reason": "server stopping",
-                                           "timestamp": iso_ms(datetime.now(UTC))})
+                                           "timestamp": iso_ms_now()})
         for sub in list(self.fanout.subscribers.values()):
             self.fanout.send_direct(sub, frame)
             self.fanout.close(sub)
@@ -289,7 +295,7 @@ class SSEServer:
         data = message.get("data", {})
         if isinstance(data, Mapping):
             if "timestamp" not in data:
-                data = {**data, "timestamp": iso_ms(datetime.now(UTC))}
+                data = {**data, "timestamp": iso_ms_now()}
             text = dumps(data)
         elif isinstance(data, str):
             text = data

@@ -29,6 +29,15 @@ def iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def iso_ms_from_epoch(seconds: float) -> str:
+    """``iso_ms`` for a Unix time in seconds."""
+    return iso_ms(datetime.fromtimestamp(seconds, UTC))
+
+
+def iso_ms_now() -> str:
+    return iso_ms(datetime.now(UTC))
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso_ms(value)
