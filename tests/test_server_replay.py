@@ -246,3 +246,25 @@ async def test_reader_survives_many_clients_with_one_write_per_wakeup() -> None:
             assert [f.data["i"] for f in frames] == list(range(500))
         for resp in responses:
             resp.close()
+
+
+async def test_restart_keeps_port_and_history_so_resume_loses_nothing() -> None:
+    async with running_server() as server:
+        port = server.port
+        for i in range(3):
+            server.publish("x", {"i": i})
+        async with stream(f"{server.url}/events") as (_, reader):
+            await reader.until("connected")
+            server.publish("x", {"i": 3})
+            last = (await reader.next()).id
+            await server.stop()
+            assert (await reader.until("shutdown")).event == "shutdown"
+        for i in range(4, 7):
+            server.publish("x", {"i": i})  # published while stopped: kept for the restart
+        await server.start()
+        assert server.port == port
+        server.publish("x", {"i": 7})
+        assert last is not None
+        async with stream(f"{server.url}/events", {"Last-Event-ID": last}) as (_, reader):
+            await reader.until("connected")
+            assert [f.data["i"] for f in await reader.take(4)] == [4, 5, 6, 7]

@@ -183,7 +183,8 @@ class SSEServer:
         except socket.gaierror as exc:
             raise ServerError(f"cannot resolve host {config.host!r}: {exc}") from exc
         sockets: list[socket.socket] = []
-        port = config.port
+        # A restarted server keeps the port it had, so clients reconnect to the same URL.
+        port = self._port or config.port
         seen: set[tuple[int, str]] = set()
         try:
             for family, type_, proto, _, address in infos:
