@@ -1,0 +1,298 @@
+"""What the three emitters share: the span registry, field specs, listeners,
+and the three ways an emitter records something (span, log record, live event).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+from otel_sse.processors.bridge import SSEBridge, set_live
+from otel_sse.processors.model import LiveEvent, OtelSSELogRecord
+from otel_sse.telemetry import attrs
+from otel_sse.telemetry.config import parse_capture
+from otel_sse.telemetry.setup import Telemetry, resolve
+from otel_sse.wire.encoder import dumps, iso_ms
+
+_log = logging.getLogger("otel_sse.emitters")
+
+REDACTED = "[redacted]"
+Spec = dict[str, Any]  # camelCase field -> None (opaque value) | Spec | ("list", Spec)
+
+
+class SpanEntry:
+    """An open span an id (task, agent, request, tool call) refers to."""
+
+    __slots__ = ("context", "parent_id", "span", "span_id", "start", "trace_id")
+
+    def __init__(self, span: Span, parent_id: int | None) -> None:
+        self.span = span
+        ctx = span.get_span_context()
+        self.trace_id = ctx.trace_id
+        self.span_id = ctx.span_id
+        self.parent_id = parent_id
+        self.context: Context = trace.set_span_in_context(span)
+        self.start = time.monotonic()
+
+
+class SpanRegistry:
+    """id -> open span, shared by every emitter so that explicit ids (``task_id``,
+    ``agent_id``) link spans made by different emitters and on other threads.
+    Bounded: past ``limit`` entries the oldest are forgotten (not ended)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._entries: dict[tuple[str, str], SpanEntry] = {}
+        self._lock = threading.Lock()
+        self.limit = limit
+
+    def get(self, kind: str, key: str | None) -> SpanEntry | None:
+        if key is None:
+            return None
+        return self._entries.get((kind, key))
+
+    def put(self, kind: str, key: str, entry: SpanEntry) -> SpanEntry | None:
+        with self._lock:
+            previous = self._entries.pop((kind, key), None)
+            self._entries[(kind, key)] = entry
+            while len(self._entries) > self.limit:
+                del self._entries[next(iter(self._entries))]
+        return previous
+
+    def pop(self, kind: str, key: str) -> SpanEntry | None:
+        with self._lock:
+            return self._entries.pop((kind, key), None)
+
+    def keys(self, kind: str) -> list[str]:
+        with self._lock:
+            return [key for k, key in self._entries if k == kind]
+
+
+REGISTRY = SpanRegistry()
+
+
+def camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def plain(value: Any) -> Any:
+    """Enums as their values (state dicts keep the seed's strings)."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def normalize(data: Mapping[str, Any], spec: Spec, where: str) -> dict[str, Any]:
+    """snake_case or camelCase keys -> the seed's camelCase; None means absent."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key if key in spec else camel(key)
+        if name not in spec:
+            raise TypeError(f"{where}() got an unexpected field {key!r}")
+        if value is None:
+            continue
+        sub = spec[name]
+        if isinstance(sub, dict) and isinstance(value, Mapping):
+            value = normalize(value, sub, f"{where}.{name}")
+        elif isinstance(sub, tuple) and isinstance(value, (list, tuple)):
+            value = [normalize(v, sub[1], f"{where}.{name}") if isinstance(v, Mapping) else v
+                     for v in value]
+        out[name] = plain(value)
+    return out
+
+
+def one_dict_or_kwargs(value: Mapping[str, Any] | None, kwargs: Mapping[str, Any],
+                       where: str) -> dict[str, Any]:
+    """``emit_metrics(id, {...})`` and ``emit_metrics(id, cpu_usage=...)`` are both fine."""
+    if value is not None and kwargs:
+        raise TypeError(f"{where}() takes a dict or keyword arguments, not both")
+    return dict(value) if value is not None else dict(kwargs)
+
+
+_SEVERITY = {
+    "debug": (SeverityNumber.DEBUG, "DEBUG"),
+    "info": (SeverityNumber.INFO, "INFO"),
+    "warn": (SeverityNumber.WARN, "WARN"),
+    "error": (SeverityNumber.ERROR, "ERROR"),
+    "fatal": (SeverityNumber.FATAL, "FATAL"),
+}
+
+
+class Emitter:
+    """Base of TaskStream / AgentStream / LLMStream."""
+
+    def __init__(
+        self,
+        server: Any,
+        *,
+        telemetry: Telemetry | None = None,
+        capture_content: bool | str | None = None,
+        redact_content: bool = False,
+    ) -> None:
+        self.server = server
+        self.telemetry = resolve(server, telemetry)
+        self._bridge: SSEBridge | None = (
+            self.telemetry.bridge_for(server) if server is not None else None)
+        capture = parse_capture(capture_content) or self.telemetry.config.capture_content
+        self.content_on_spans = capture in ("span", "span_and_event")
+        self.content_on_events = capture in ("event", "span_and_event")
+        self.redact_content = redact_content
+        self._tracer = self.telemetry.tracer
+        self._logger = self.telemetry.logger
+        self._instruments = self.telemetry.instruments
+        self._listeners: dict[str, list[Callable[[Any], Any]]] = {}
+        self._running = False
+
+    # -- listeners ------------------------------------------------------------
+    def on(self, name: str, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Call ``handler(payload)`` on this thread whenever ``name`` happens."""
+        self._listeners.setdefault(name, []).append(handler)
+        return handler
+
+    def off(self, name: str, handler: Callable[[Any], Any]) -> None:
+        handlers = self._listeners.get(name)
+        if handlers and handler in handlers:
+            handlers.remove(handler)
+
+    def _fire(self, name: str, payload: Any) -> None:
+        handlers = self._listeners.get(name)
+        if not handlers:
+            return
+        for handler in list(handlers):
+            try:
+                handler(payload)
+            except Exception:  # a listener's bug must not break the emitter
+                _log.exception("otel-sse: listener for %r failed", name)
+
+    def start(self) -> None:
+        self._running = True
+        self._fire("started", None)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    # -- content ------------------------------------------------------------------
+    def _split_content(self, content: Mapping[str, Any], exported: bool,
+                       redacted: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Split content fields into (what the exported payload carries, live-only extras)."""
+        out = dict(content) if exported else {}
+        if self.redact_content:
+            return out, dict(redacted)
+        return out, (None if exported else dict(content))
+
+    # -- recording ----------------------------------------------------------------
+    def _parent(self, *candidates: SpanEntry | None) -> Context | None:
+        """The first registered span named by an explicit id, unless the current
+        span belongs to the same trace (then it is at least as deep)."""
+        current = trace.get_current_span().get_span_context()
+        for entry in candidates:
+            if entry is not None:
+                if current.is_valid and current.trace_id == entry.trace_id:
+                    return None
+                return entry.context
+        return None
+
+    def _start_span(
+        self,
+        name: str,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        parent: Context | None,
+        live: Mapping[str, Any] | None,
+        links: list[Link] | None = None,
+    ) -> SpanEntry:
+        if live:
+            set_live(live)
+            try:
+                span = self._tracer.start_span(name, context=parent, kind=kind,
+                                               attributes=attributes, links=links)
+            finally:
+                set_live(None)
+        else:
+            span = self._tracer.start_span(name, context=parent, kind=kind,
+                                           attributes=attributes, links=links)
+        parent_ctx = getattr(span, "parent", None)
+        parent_id = parent_ctx.span_id if parent_ctx is not None and parent_ctx.is_valid else None
+        return SpanEntry(span, parent_id)
+
+    @staticmethod
+    def _end_span(
+        entry: SpanEntry,
+        end_event: str | None,
+        payload: Mapping[str, Any] | None,
+        live: Mapping[str, Any] | None,
+        *,
+        error: str | None = None,
+        error_type: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        span = entry.span
+        if attributes:
+            span.set_attributes(dict(attributes))
+        if end_event is not None:
+            span.set_attribute(attrs.END_EVENT, end_event)
+            span.set_attribute(attrs.END_PAYLOAD, dumps(payload or {}))
+        if error is not None:
+            span.add_event("exception", {"exception.type": error_type or "Error",
+                                         "exception.message": error})
+            span.set_attribute(attrs.ERROR_TYPE, error_type or "_OTHER")
+            span.set_status(Status(StatusCode.ERROR, error))
+        if live:
+            # Read by our span processor on this thread; exporters never see it.
+            set_live(live)
+            try:
+                span.end()
+            finally:
+                set_live(None)
+        else:
+            span.end()
+
+    def _emit_record(
+        self,
+        entry: SpanEntry,
+        event_type: str,
+        payload: Mapping[str, Any],
+        live: Mapping[str, Any] | None = None,
+        level: str = "info",
+    ) -> None:
+        number, text = _SEVERITY.get(level, _SEVERITY["info"])
+        record = OtelSSELogRecord(
+            timestamp=time.time_ns(),
+            context=entry.context,
+            severity_number=number,
+            severity_text=text,
+            body=dumps(payload),
+            attributes={attrs.EVENT: event_type},
+            event_name="otel_sse." + event_type.replace(":", "."),
+        )
+        record.otel_sse_live = live
+        record.otel_sse_parent = entry.parent_id
+        self._logger.emit(record)
+
+    def _emit_live(self, entry: SpanEntry, event_type: str, data: dict[str, Any]) -> None:
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.submit_live(LiveEvent(event_type, data, entry.trace_id, entry.span_id,
+                                         entry.parent_id, time.time_ns()))
+
+
+def now_iso() -> str:
+    return iso_ms(datetime.now(UTC))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def state_payload(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A state dict as an event payload: the event's own time replaces ``timestamp``."""
+    return {k: v for k, v in state.items() if k != "timestamp"}

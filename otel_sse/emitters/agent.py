@@ -1,0 +1,277 @@
+"""AgentStream: agents traced with the GenAI agent conventions.
+
+``emit_agent_spawned`` records a short ``create_agent {name}`` span;
+``emit_agent_started`` opens an ``invoke_agent {name}`` span (the agent's work
+on a task; tasks and LLM requests naming the agent become its children) that
+``emit_agent_stopped`` or ``emit_agent_error`` ends. Output lines, logs,
+pauses, metrics and health are log records in the agent's current span, with
+the severity their level or stream implies; numbers also go to gauges.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from opentelemetry.trace import Link, SpanKind
+
+from otel_sse.emitters._core import (
+    REGISTRY,
+    Emitter,
+    SpanEntry,
+    Spec,
+    normalize,
+    now,
+    one_dict_or_kwargs,
+    plain,
+    state_payload,
+)
+from otel_sse.emitters.enums import AgentStatus, LogLevel
+from otel_sse.emitters.throttle import Coalescer
+from otel_sse.telemetry import attrs
+from otel_sse.telemetry.setup import Telemetry
+from otel_sse.wire.encoder import dumps
+
+HEALTH_SPEC: Spec = {"healthy": None, "score": None, "issues": None, "lastCheck": None}
+METRICS_SPEC: Spec = {"tasksCompleted": None, "tasksFailed": None, "avgExecutionTime": None,
+                      "cpuUsage": None, "memoryUsage": None, "totalTokens": None,
+                      "totalCost": None, "uptime": None}
+AGENT_SPEC: Spec = {"status": None, "name": None, "type": None, "currentTaskId": None,
+                    "health": HEALTH_SPEC, "metrics": METRICS_SPEC, "error": None}
+_METRIC_DEFAULTS = dict.fromkeys(METRICS_SPEC, 0)
+_LEVELS = {level.value for level in LogLevel}
+
+
+class AgentStream(Emitter):
+    """Agent lifecycle, stdout/stderr, logs, metrics (throttled) and health."""
+
+    def __init__(
+        self,
+        server: Any,
+        include_output: bool = True,
+        include_logs: bool = True,
+        include_metrics: bool = True,
+        metrics_update_interval: float = 2.0,
+        output_buffer_size: int = 100,
+        *,
+        telemetry: Telemetry | None = None,
+        capture_content: bool | str | None = None,
+        redact_content: bool = False,
+    ) -> None:
+        super().__init__(server, telemetry=telemetry, capture_content=capture_content,
+                         redact_content=redact_content)
+        self.include_output = include_output
+        self.include_logs = include_logs
+        self.include_metrics = include_metrics
+        self.metrics_update_interval = metrics_update_interval
+        self.output_buffer_size = output_buffer_size
+        self._states: dict[str, dict[str, Any]] = {}
+        self._buffers: dict[str, deque[str]] = {}
+        self._homes: dict[str, SpanEntry] = {}
+        self._owned: set[str] = set()
+        self._metrics = Coalescer(metrics_update_interval, self._deliver_metrics)
+
+    # -- lifecycle -------------------------------------------------------------
+    def emit_agent_spawned(self, agent_id: str, **data: Any) -> None:
+        fields = normalize(data, AGENT_SPEC, "emit_agent_spawned")
+        state: dict[str, Any] = {"agentId": agent_id, "status": AgentStatus.IDLE.value,
+                                 "timestamp": now(), **fields}
+        self._states[agent_id] = state
+        entry = self._start_span(f"create_agent {state.get('name') or agent_id}",
+                                 SpanKind.INTERNAL,
+                                 self._span_attributes(state, "create_agent", "agent:spawned"),
+                                 None, None)
+        self._end_span(entry, None, None, None)
+        self._homes[agent_id] = entry
+        self._fire("agent_spawned", state)
+
+    def emit_agent_started(self, agent_id: str, task_id: str, **data: Any) -> None:
+        fields = normalize(data, AGENT_SPEC, "emit_agent_started")
+        state = self._update(agent_id, {"status": AgentStatus.BUSY.value,
+                                        "currentTaskId": task_id, **fields})
+        previous = REGISTRY.pop("agent", agent_id)
+        if previous is not None:  # a new invocation supersedes the open one
+            self._end_span(previous, None, None, None)
+        links = [Link(e.span.get_span_context()) for e in
+                 (self._homes.get(agent_id), REGISTRY.get("task", task_id)) if e is not None]
+        entry = self._start_span(f"invoke_agent {state.get('name') or agent_id}",
+                                 SpanKind.INTERNAL,
+                                 self._span_attributes(state, "invoke_agent", "agent:started"),
+                                 None, None, links=links)
+        entry.span.set_attribute(attrs.TASK_ID, task_id)
+        REGISTRY.put("agent", agent_id, entry)
+        self._owned.add(agent_id)
+        self._fire("agent_started", state)
+
+    def emit_agent_stopped(self, agent_id: str, **data: Any) -> None:
+        fields = normalize(data, AGENT_SPEC, "emit_agent_stopped")
+        state = self._update(agent_id, {"status": AgentStatus.STOPPED.value, **fields})
+        state.pop("currentTaskId", None)
+        open_entry = REGISTRY.pop("agent", agent_id)
+        self._owned.discard(agent_id)
+        self._metrics.flush(agent_id)
+        if open_entry is not None:
+            self._end_span(open_entry, "agent:stopped", state_payload(state), None)
+        else:
+            self._emit_record(self._entry(agent_id), "agent:stopped", state_payload(state))
+        self._buffers.pop(agent_id, None)
+        self._metrics.discard(agent_id)
+        self._fire("agent_stopped", state)
+
+    def emit_agent_paused(self, agent_id: str, **data: Any) -> None:
+        fields = normalize(data, AGENT_SPEC, "emit_agent_paused")
+        state = self._update(agent_id, {"status": AgentStatus.PAUSED.value, **fields})
+        self._emit_record(self._entry(agent_id), "agent:paused", state_payload(state))
+        self._fire("agent_paused", state)
+
+    def emit_agent_error(self, agent_id: str, error: str, **data: Any) -> None:
+        fields = normalize(data, AGENT_SPEC, "emit_agent_error")
+        state = self._update(agent_id, {"status": AgentStatus.ERROR.value, "error": error,
+                                        **fields})
+        open_entry = REGISTRY.pop("agent", agent_id)
+        self._owned.discard(agent_id)
+        if open_entry is not None:
+            self._end_span(open_entry, "agent:error", state_payload(state), None,
+                           error=error, error_type="AgentError")
+        else:
+            self._emit_record(self._entry(agent_id), "agent:error", state_payload(state),
+                              level="error")
+        self._fire("agent_error", state)
+
+    # -- output and logs -------------------------------------------------------------
+    def emit_output(self, agent_id: str, stream: str, data: str) -> None:
+        if not self.include_output:
+            return
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"stream must be 'stdout' or 'stderr', not {stream!r}")
+        buffer = self._buffers.get(agent_id)
+        if buffer is None:
+            buffer = self._buffers[agent_id] = deque(maxlen=max(1, self.output_buffer_size))
+        buffer.append(data)
+        payload = {"agentId": agent_id, "stream": stream, "data": data}
+        self._emit_record(self._entry(agent_id), f"agent:output:{stream}", payload,
+                          level="info" if stream == "stdout" else "warn")
+        self._fire("agent_output", {**payload, "timestamp": now()})
+
+    def emit_log(self, agent_id: str, level: LogLevel | str, message: str,
+                 context: Mapping[str, Any] | None = None) -> None:
+        if not self.include_logs:
+            return
+        level_value = str(plain(level)).lower()
+        if level_value not in _LEVELS:
+            raise ValueError(f"level must be one of {sorted(_LEVELS)}, not {level!r}")
+        payload: dict[str, Any] = {"agentId": agent_id, "level": level_value, "message": message}
+        if context is not None:
+            payload["context"] = dict(context)
+        self._emit_record(self._entry(agent_id), f"agent:log:{level_value}", payload,
+                          level=level_value)
+        self._fire("agent_log", {**payload, "timestamp": now()})
+
+    # -- metrics and health ---------------------------------------------------------
+    def emit_metrics(self, agent_id: str, metrics: Mapping[str, Any] | None = None,
+                     **fields: Any) -> None:
+        if not self.include_metrics:
+            return
+        values = normalize(one_dict_or_kwargs(metrics, fields, "emit_metrics"), METRICS_SPEC,
+                           "emit_metrics")
+        current = self._states.get(agent_id, {}).get("metrics") or {}
+        merged = {**_METRIC_DEFAULTS, **current, **values}
+        self._update(agent_id, {"metrics": merged})
+        self._metrics.submit(agent_id, merged)
+
+    def _deliver_metrics(self, key: Hashable, merged: Any) -> None:
+        agent_id = str(key)
+        state = self._states.get(agent_id, {})
+        payload = {"agentId": agent_id, "status": state.get("status", AgentStatus.IDLE.value),
+                   "metrics": merged}
+        self._emit_record(self._entry(agent_id), "agent:metrics", payload)
+        labels = {attrs.GEN_AI_AGENT_ID: agent_id}
+        instruments = self._instruments
+        instruments.agent_tokens.set(merged.get("totalTokens", 0), labels)
+        instruments.agent_cpu.set(merged.get("cpuUsage", 0), labels)
+        instruments.agent_memory.set(merged.get("memoryUsage", 0), labels)
+        self._fire("agent_metrics", {"agentId": agent_id, "metrics": merged})
+
+    def emit_health(self, agent_id: str, health: Mapping[str, Any] | None = None,
+                    **fields: Any) -> None:
+        values = normalize(one_dict_or_kwargs(health, fields, "emit_health"), HEALTH_SPEC,
+                           "emit_health")
+        values.setdefault("lastCheck", now())
+        state = self._update(agent_id, {"health": values})
+        self._emit_record(self._entry(agent_id), "agent:health",
+                          {"agentId": agent_id, "health": values, "status": state["status"]},
+                          level="info" if values.get("healthy", True) else "warn")
+        score = values.get("score")
+        if isinstance(score, (int, float)):
+            self._instruments.agent_health.set(score, {attrs.GEN_AI_AGENT_ID: agent_id})
+        self._fire("agent_health", {"agentId": agent_id, "health": values})
+
+    # -- state API --------------------------------------------------------------------
+    def get_agent_state(self, agent_id: str) -> dict[str, Any] | None:
+        state = self._states.get(agent_id)
+        return dict(state) if state is not None else None
+
+    def get_all_agent_states(self) -> list[dict[str, Any]]:
+        return [dict(state) for state in self._states.values()]
+
+    def get_output_buffer(self, agent_id: str) -> list[str]:
+        return list(self._buffers.get(agent_id, ()))
+
+    def clear_agent_state(self, agent_id: str) -> None:
+        self._states.pop(agent_id, None)
+        self._buffers.pop(agent_id, None)
+        self._homes.pop(agent_id, None)
+        self._metrics.discard(agent_id)
+
+    def stop(self) -> None:
+        for agent_id in list(self._owned):
+            entry = REGISTRY.pop("agent", agent_id)
+            if entry is not None:
+                self._end_span(entry, None, None, None)
+        self._owned.clear()
+        self._states.clear()
+        self._buffers.clear()
+        self._homes.clear()
+        self._metrics.clear()
+        self._running = False
+        self._fire("stopped", None)
+
+    # -- internals ------------------------------------------------------------------------
+    def _update(self, agent_id: str, updates: Mapping[str, Any]) -> dict[str, Any]:
+        state = self._states.get(agent_id)
+        if state is None:
+            state = {"agentId": agent_id, "status": AgentStatus.IDLE.value}
+        state = {**state, **updates, "timestamp": now()}
+        self._states[agent_id] = state
+        return state
+
+    def _entry(self, agent_id: str) -> SpanEntry:
+        """The agent's open invocation, else the span that created it; an agent never
+        announced gets a ``create_agent`` span (without ``agent:spawned``)."""
+        entry = REGISTRY.get("agent", agent_id) or self._homes.get(agent_id)
+        if entry is None:
+            state = self._states.get(agent_id) or {"agentId": agent_id,
+                                                   "status": AgentStatus.IDLE.value}
+            entry = self._start_span(f"create_agent {state.get('name') or agent_id}",
+                                     SpanKind.INTERNAL,
+                                     self._span_attributes(state, "create_agent", None),
+                                     None, None)
+            self._end_span(entry, None, None, None)
+            self._homes[agent_id] = entry
+        return entry
+
+    @staticmethod
+    def _span_attributes(state: Mapping[str, Any], operation: str,
+                         event_type: str | None) -> dict[str, Any]:
+        span_attrs: dict[str, Any] = {
+            attrs.KIND: "agent",
+            attrs.GEN_AI_OPERATION_NAME: operation,
+            attrs.GEN_AI_AGENT_ID: state["agentId"],
+        }
+        if state.get("name"):
+            span_attrs[attrs.GEN_AI_AGENT_NAME] = str(state["name"])
+        if event_type is not None:
+            span_attrs[attrs.EVENT] = event_type
+            span_attrs[attrs.PAYLOAD] = dumps(state_payload(state))
+        return span_attrs

@@ -1,0 +1,257 @@
+"""TaskStream: a task is a span from ``emit_task_created`` to its end.
+
+Queued / assigned / started / progress / intermediate results / metrics are
+log records in the task span's context (span events would reach no processor
+before the span ends). Numbers also go to metric instruments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from otel_sse.emitters._core import (
+    REGISTRY,
+    Emitter,
+    SpanEntry,
+    Spec,
+    normalize,
+    now,
+    now_iso,
+    one_dict_or_kwargs,
+    state_payload,
+)
+from otel_sse.emitters.enums import TaskStatus
+from otel_sse.emitters.throttle import Coalescer
+from otel_sse.telemetry import attrs
+from otel_sse.telemetry.setup import Telemetry
+from otel_sse.wire.encoder import dumps
+
+PROGRESS_SPEC: Spec = {"percentage": None, "currentStep": None, "totalSteps": None,
+                       "currentStepNumber": None, "estimatedTimeRemaining": None}
+METRICS_SPEC: Spec = {"executionTime": None, "cpuUsage": None, "memoryUsage": None,
+                      "tokenCount": None, "costEstimate": None}
+TASK_SPEC: Spec = {"status": None, "name": None, "description": None, "priority": None,
+                   "type": None, "agentId": None, "result": None, "error": None,
+                   "progress": PROGRESS_SPEC | {"taskId": None, "timestamp": None},
+                   "dependencies": None, "metrics": METRICS_SPEC}
+INTERMEDIATE_SPEC: Spec = {"data": None, "type": None, "sequence": None, "isFinal": None}
+
+
+class TaskStream(Emitter):
+    """Task lifecycle, progress, intermediate results and metrics.
+
+    ``progress_update_interval`` (seconds) coalesces progress on the trailing
+    edge: the latest value inside an interval is delivered at its end.
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        include_progress: bool = True,
+        include_intermediate_results: bool = True,
+        include_metrics: bool = True,
+        progress_update_interval: float = 1.0,
+        *,
+        telemetry: Telemetry | None = None,
+        capture_content: bool | str | None = None,
+        redact_content: bool = False,
+    ) -> None:
+        super().__init__(server, telemetry=telemetry, capture_content=capture_content,
+                         redact_content=redact_content)
+        self.include_progress = include_progress
+        self.include_intermediate_results = include_intermediate_results
+        self.include_metrics = include_metrics
+        self.progress_update_interval = progress_update_interval
+        self._states: dict[str, dict[str, Any]] = {}
+        self._owned: set[str] = set()
+        self._progress = Coalescer(progress_update_interval, self._deliver_progress)
+
+    # -- lifecycle -------------------------------------------------------------
+    def emit_task_created(self, task_id: str, **data: Any) -> None:
+        fields = normalize(data, TASK_SPEC, "emit_task_created")
+        state: dict[str, Any] = {"taskId": task_id, "status": TaskStatus.PENDING.value,
+                                 "timestamp": now(), **fields}
+        self._states[task_id] = state
+        old = REGISTRY.pop("task", task_id)
+        if old is not None:
+            self._end_span(old, None, None, None)
+        agent = REGISTRY.get("agent", state.get("agentId"))
+        entry = self._start_span(
+            f"task {state['name']}" if state.get("name") else "task",
+            SpanKind.INTERNAL,
+            self._span_attributes(state, "task:created"),
+            self._parent(agent),
+            None,
+        )
+        REGISTRY.put("task", task_id, entry)
+        self._owned.add(task_id)
+        self._fire("task_created", state)
+
+    def emit_task_queued(self, task_id: str, **data: Any) -> None:
+        self._transition(task_id, "task:queued", "task_queued",
+                         {"status": TaskStatus.QUEUED.value,
+                          **normalize(data, TASK_SPEC, "emit_task_queued")})
+
+    def emit_task_assigned(self, task_id: str, agent_id: str, **data: Any) -> None:
+        self._transition(task_id, "task:assigned", "task_assigned",
+                         {"status": TaskStatus.ASSIGNED.value, "agentId": agent_id,
+                          **normalize(data, TASK_SPEC, "emit_task_assigned")})
+
+    def emit_task_started(self, task_id: str, **data: Any) -> None:
+        self._transition(task_id, "task:started", "task_started",
+                         {"status": TaskStatus.RUNNING.value,
+                          **normalize(data, TASK_SPEC, "emit_task_started")})
+
+    def emit_task_completed(self, task_id: str, **data: Any) -> None:
+        self._finish(task_id, "task:completed", "task_completed", TaskStatus.COMPLETED,
+                     normalize(data, TASK_SPEC, "emit_task_completed"))
+
+    def emit_task_failed(self, task_id: str, error: str, **data: Any) -> None:
+        fields = normalize(data, TASK_SPEC, "emit_task_failed")
+        fields["error"] = error
+        self._finish(task_id, "task:failed", "task_failed", TaskStatus.FAILED, fields)
+
+    def emit_task_cancelled(self, task_id: str, **data: Any) -> None:
+        self._finish(task_id, "task:cancelled", "task_cancelled", TaskStatus.CANCELLED,
+                     normalize(data, TASK_SPEC, "emit_task_cancelled"))
+
+    # -- updates -------------------------------------------------------------------
+    def emit_progress(self, task_id: str, progress: Mapping[str, Any] | None = None,
+                      **fields: Any) -> None:
+        """``percentage``, ``current_step``, ``total_steps``, ``current_step_number``,
+        ``estimated_time_remaining`` (ms), as keywords or one dict."""
+        if not self.include_progress:
+            return
+        values = normalize(one_dict_or_kwargs(progress, fields, "emit_progress"),
+                           PROGRESS_SPEC, "emit_progress")
+        data = {"taskId": task_id, **values, "timestamp": now_iso()}
+        self._update(task_id, {"progress": data})
+        self._progress.submit(task_id, data)
+
+    def _deliver_progress(self, key: Hashable, data: Any) -> None:
+        task_id = str(key)
+        entry = self._entry(task_id)
+        state = self._states.get(task_id, {})
+        payload = {"taskId": task_id, "status": state.get("status", TaskStatus.PENDING.value),
+                   "progress": data}
+        self._emit_record(entry, "task:progress", payload)
+        self._fire("task_progress", data)
+
+    def emit_intermediate_result(self, task_id: str, **data: Any) -> None:
+        """``data``, ``type`` (partial | checkpoint | artifact), ``sequence``, ``is_final``."""
+        if not self.include_intermediate_results:
+            return
+        fields = normalize(data, INTERMEDIATE_SPEC, "emit_intermediate_result")
+        payload = {"taskId": task_id, **fields}
+        self._emit_record(self._entry(task_id), "task:intermediate", payload)
+        self._fire("intermediate_result", {**payload, "timestamp": now()})
+
+    def emit_metrics(self, task_id: str, metrics: Mapping[str, Any] | None = None,
+                     **fields: Any) -> None:
+        if not self.include_metrics:
+            return
+        values = normalize(one_dict_or_kwargs(metrics, fields, "emit_metrics"), METRICS_SPEC,
+                           "emit_metrics")
+        state = self._update(task_id, {"metrics": values})
+        self._emit_record(self._entry(task_id), "task:metrics",
+                          {"taskId": task_id, "status": state["status"], "metrics": values})
+        tokens = values.get("tokenCount")
+        if isinstance(tokens, (int, float)) and tokens > 0:
+            self._instruments.task_tokens.add(int(tokens), {attrs.TASK_ID: task_id})
+        self._fire("task_metrics", {"taskId": task_id, "metrics": values})
+
+    # -- state API -------------------------------------------------------------------
+    def get_task_state(self, task_id: str) -> dict[str, Any] | None:
+        state = self._states.get(task_id)
+        return dict(state) if state is not None else None
+
+    def get_all_task_states(self) -> list[dict[str, Any]]:
+        return [dict(state) for state in self._states.values()]
+
+    def clear_task_state(self, task_id: str) -> None:
+        self._states.pop(task_id, None)
+        self._progress.discard(task_id)
+
+    def stop(self) -> None:
+        """Forget all state; tasks still open end without a seed event."""
+        for task_id in list(self._owned):
+            entry = REGISTRY.pop("task", task_id)
+            if entry is not None:
+                self._end_span(entry, None, None, None)
+        self._owned.clear()
+        self._states.clear()
+        self._progress.clear()
+        self._running = False
+        self._fire("stopped", None)
+
+    # -- internals ------------------------------------------------------------------------
+    def _update(self, task_id: str, updates: Mapping[str, Any]) -> dict[str, Any]:
+        state = self._states.get(task_id)
+        if state is None:
+            state = {"taskId": task_id, "status": TaskStatus.PENDING.value}
+        state = {**state, **updates, "timestamp": now()}
+        self._states[task_id] = state
+        return state
+
+    def _entry(self, task_id: str) -> SpanEntry:
+        """The task's span; a task never announced gets one (without ``task:created``)
+        so that its events still carry real ids."""
+        entry = REGISTRY.get("task", task_id)
+        if entry is None:
+            state = self._states.get(task_id) or {"taskId": task_id,
+                                                  "status": TaskStatus.PENDING.value}
+            span_attrs = self._span_attributes(state, None)
+            entry = self._start_span("task", SpanKind.INTERNAL, span_attrs, None, None)
+            REGISTRY.put("task", task_id, entry)
+            self._owned.add(task_id)
+        return entry
+
+    def _transition(self, task_id: str, event_type: str, listener: str,
+                    updates: dict[str, Any]) -> None:
+        state = self._update(task_id, updates)
+        entry = self._entry(task_id)
+        entry.span.set_attribute(attrs.TASK_STATUS, state["status"])
+        if state.get("agentId"):
+            entry.span.set_attribute(attrs.TASK_AGENT_ID, str(state["agentId"]))
+        self._emit_record(entry, event_type, state_payload(state))
+        self._fire(listener, state)
+
+    def _finish(self, task_id: str, event_type: str, listener: str, status: TaskStatus,
+                fields: dict[str, Any]) -> None:
+        self._progress.flush(task_id)  # a pending progress (the final 100 %) goes first
+        state = self._update(task_id, {"status": status.value, **fields})
+        entry = self._entry(task_id)
+        REGISTRY.pop("task", task_id)
+        self._owned.discard(task_id)
+        outcome = status.value
+        error = state.get("error") if status is TaskStatus.FAILED else None
+        self._end_span(
+            entry, event_type, state_payload(state), None,
+            error=str(error) if error is not None else None,
+            error_type="TaskFailed" if error is not None else None,
+            attributes={attrs.TASK_STATUS: outcome},
+        )
+        labels = {"otel_sse.task.outcome": outcome}
+        if state.get("type"):
+            labels[attrs.TASK_TYPE] = str(state["type"])
+        self._instruments.task_duration.record(time.monotonic() - entry.start, labels)
+        self._instruments.task_outcomes.add(1, labels)
+        self._progress.discard(task_id)
+        self._fire(listener, state)
+
+    @staticmethod
+    def _span_attributes(state: Mapping[str, Any], event_type: str | None) -> dict[str, Any]:
+        span_attrs: dict[str, Any] = {attrs.KIND: "task", attrs.TASK_ID: state["taskId"],
+                                      attrs.TASK_STATUS: state["status"]}
+        for key, attr in (("name", attrs.TASK_NAME), ("type", attrs.TASK_TYPE),
+                          ("priority", attrs.TASK_PRIORITY), ("agentId", attrs.TASK_AGENT_ID)):
+            if state.get(key) is not None:
+                span_attrs[attr] = str(state[key])
+        if event_type is not None:
+            span_attrs[attrs.EVENT] = event_type
+            span_attrs[attrs.PAYLOAD] = dumps(state_payload(state))
+        return span_attrs

@@ -1,0 +1,258 @@
+"""The SSE span and log record processors, and the bounded hand-off they share.
+
+SDK hooks run on the application's threads, inside its calls. They do the
+least possible there: append the span or record to a deque and, only when the
+queue goes from idle to busy, wake the server loop once. Conversion to
+contract events and encoding happen on that loop. While work keeps arriving
+the drain re-arms itself with a short ``call_later``, so a busy stream costs no
+cross-thread wake-up (a syscall) per span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
+from opentelemetry.context import Context, attach, detach, set_value
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from otel_sse.processors.convert import (
+    Event,
+    live_events,
+    log_events,
+    span_ended_events,
+    span_started_events,
+)
+from otel_sse.processors.model import LiveEvent, log_from_sdk, span_from_sdk
+from otel_sse.processors.sink import sink_loop
+
+_log = logging.getLogger(__name__)
+
+_START, _END, _LOG, _LIVE = 0, 1, 2, 3
+# How long an idle-looking drain stays armed after it did work: a steady
+# stream then costs one timer per interval instead of one wake-up per item.
+_REARM_SECONDS = 0.002
+_BATCH = 4096
+
+# Live-only payload fields for the span being started or ended on this
+# thread. The emitter sets them around ``start_span`` / ``end`` because the
+# hooks get objects it cannot annotate beforehand (``on_start`` runs before
+# ``start_span`` returns; ``on_end`` gets a fresh ReadableSpan copy).
+# Processors only read them, so several bridges on one provider all see them.
+_live = threading.local()
+
+
+def set_live(live: Mapping[str, Any] | None) -> None:
+    _live.value = live
+
+
+def _current_live() -> Mapping[str, Any] | None:
+    return getattr(_live, "value", None)
+
+
+class SSEBridge:
+    """A bounded queue from telemetry hooks to one sink (the SSE server).
+
+    ``dropped`` counts what the queue refused when full (the newest item: the
+    app never waits); ``published`` what reached the sink; ``errors`` items
+    that failed to convert or publish.
+    """
+
+    def __init__(self, sink: Any, max_queue: int = 65536) -> None:
+        self.sink = sink
+        publish = getattr(sink, "publish", None)
+        if publish is None:
+            broadcast = sink.broadcast
+
+            def publish(event_type: str, data: Mapping[str, Any]) -> int:
+                return int(broadcast({"event": event_type, "data": data}))
+
+        self._publish: Callable[[str, Mapping[str, Any]], Any] = publish
+        self._queue: deque[tuple[int, Any, Any]] = deque()
+        self._max = max_queue
+        self._scheduled = False
+        self._draining = False
+        self._closed = False
+        self.submitted = 0
+        self.dropped = 0
+        self.published = 0
+        self.errors = 0
+
+    # -- any thread ---------------------------------------------------------
+    def submit(self, code: int, obj: Any, extra: Any = None) -> None:
+        queue = self._queue
+        if self._closed:
+            return
+        if len(queue) >= self._max:
+            self.dropped += 1
+            if not self._scheduled:  # full because nothing drained yet (sink just started)
+                self._wake()
+            return
+        queue.append((code, obj, extra))
+        self.submitted += 1
+        if not self._scheduled:
+            self._wake()
+
+    def submit_live(self, event: LiveEvent) -> None:
+        self.submit(_LIVE, event)
+
+    def _wake(self) -> None:
+        loop = sink_loop(self.sink)
+        if loop is None or loop.is_closed():
+            return  # items wait (bounded) until the sink has a loop
+        self._scheduled = True
+        try:
+            loop.call_soon_threadsafe(self._drain, loop)
+        except RuntimeError:  # loop closed between the check and the call
+            self._scheduled = False
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def stats(self) -> dict[str, int]:
+        return {"submitted": self.submitted, "published": self.published,
+                "dropped": self.dropped, "errors": self.errors, "pending": len(self._queue)}
+
+    # -- the sink's loop ----------------------------------------------------
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        done = self._drain_some(_BATCH)
+        if self._queue:
+            loop.call_soon(self._drain, loop)
+        elif done:
+            loop.call_later(_REARM_SECONDS, self._drain, loop)
+        else:
+            self._scheduled = False
+            # A producer may have appended after our last look but before the
+            # flag dropped, and seen the flag still set: look once more.
+            if self._queue:
+                self._scheduled = True
+                loop.call_soon(self._drain, loop)
+
+    def _drain_some(self, limit: int) -> int:
+        queue = self._queue
+        if not queue:
+            return 0
+        done = 0
+        self._draining = True
+        # Publishing is our own I/O: nothing it triggers should be traced.
+        token = attach(set_value(_SUPPRESS_KEY, True))
+        try:
+            while queue and done < limit:
+                item = queue.popleft()
+                done += 1
+                try:
+                    for event_type, data in self._convert(item):
+                        self._publish(event_type, data)
+                        self.published += 1
+                except Exception:
+                    self.errors += 1
+                    if self.errors == 1:
+                        _log.warning("otel-sse: could not stream a telemetry item", exc_info=True)
+        finally:
+            detach(token)
+            self._draining = False
+        return done
+
+    @staticmethod
+    def _convert(item: tuple[int, Any, Any]) -> list[Event]:
+        code, obj, extra = item
+        if code == _START:
+            return span_started_events(span_from_sdk(obj, False, extra))
+        if code == _END:
+            return span_ended_events(span_from_sdk(obj, True, extra))
+        if code == _LOG:
+            return log_events(log_from_sdk(obj))
+        return live_events(obj)
+
+    # -- flushing -------------------------------------------------------------
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Deliver everything queued so far. From the sink's loop thread this drains
+        in place; from another thread it waits for the loop (up to ``timeout``)."""
+        loop = sink_loop(self.sink)
+        if loop is None or loop.is_closed():
+            return not self._queue
+        if _on_loop(loop):
+            while self._queue:
+                self._drain_some(_BATCH)
+            return True
+        if self._queue and not self._scheduled:
+            self._wake()
+        deadline = time.monotonic() + timeout
+        while self._queue or self._draining:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    async def wait_idle(self, seconds: float = 5.0) -> bool:
+        """For code on the loop: let the drain run until the queue is empty."""
+        deadline = time.monotonic() + seconds
+        while self._queue or self._draining:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.001)
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+class SSESpanProcessor(SpanProcessor):
+    """Streams every span's start and end (``task:created``, ``span:started``, ...)."""
+
+    def __init__(self, bridge: SSEBridge) -> None:
+        self.bridge = bridge
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            self.bridge.submit(_START, span, _current_live())
+        except Exception:  # a hook must never raise into the application
+            self.bridge.errors += 1
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            self.bridge.submit(_END, span, _current_live())
+        except Exception:
+            self.bridge.errors += 1
+
+    def shutdown(self) -> None:
+        self.bridge.flush(1.0)
+        self.bridge.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.bridge.flush(timeout_millis / 1000.0)
+
+
+class SSELogRecordProcessor(LogRecordProcessor):
+    """Streams every log record (seed events for ours, ``log`` for the rest)."""
+
+    def __init__(self, bridge: SSEBridge) -> None:
+        self.bridge = bridge
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        try:
+            self.bridge.submit(_LOG, log_record)
+        except Exception:
+            self.bridge.errors += 1
+
+    def shutdown(self) -> None:
+        self.bridge.flush(1.0)
+        self.bridge.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.bridge.flush(timeout_millis / 1000.0)

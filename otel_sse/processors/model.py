@@ -1,0 +1,147 @@
+"""A plain intermediate form of spans and log records.
+
+The converters in :mod:`otel_sse.processors.convert` read only these classes,
+never SDK objects, so spans decoded from OTLP protobuf (another language's SDK,
+a future ingest gateway) go through exactly the same code as our own: write a
+``span_from_proto`` next to :func:`span_from_sdk` and nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry._logs import LogRecord
+from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+_KINDS = {0: "internal", 1: "server", 2: "client", 3: "producer", 4: "consumer"}
+_STATUS = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """One span, started or ended. Times are Unix nanoseconds; ids are ints."""
+
+    trace_id: int
+    span_id: int
+    parent_span_id: int | None
+    name: str
+    kind: str
+    service_name: str
+    attributes: dict[str, Any]
+    start_time_ns: int
+    end_time_ns: int | None = None
+    status: str = "unset"
+    status_message: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # Live-only payload fields (content kept out of exported telemetry); they
+    # travel on the Python object, so no exporter can ever see them.
+    live: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class LogRecordData:
+    """One log record (an event when ``event_name`` is set)."""
+
+    trace_id: int | None
+    span_id: int | None
+    parent_span_id: int | None
+    service_name: str
+    severity_text: str | None
+    severity_number: int | None
+    event_name: str | None
+    body: Any
+    attributes: dict[str, Any]
+    time_ns: int
+    live: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class LiveEvent:
+    """A contract event that exists only on the live stream (tokens not exported one by one)."""
+
+    event_type: str
+    data: dict[str, Any]
+    trace_id: int
+    span_id: int
+    parent_span_id: int | None
+    time_ns: int
+
+
+class OtelSSELogRecord(LogRecord):
+    """An API log record that also carries what only the live stream may see.
+
+    Exporters encode the standard fields only; ``otel_sse_live`` and
+    ``otel_sse_parent`` are read by our log processor in the same process.
+    """
+
+    otel_sse_live: Mapping[str, Any] | None = None
+    otel_sse_parent: int | None = None
+
+
+def attributes_dict(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Attributes as JSON-able values (tuples from the SDK become lists)."""
+    if not attributes:
+        return {}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in attributes.items()}
+
+
+def _service(resource: Any) -> str:
+    attrs = getattr(resource, "attributes", None) or {}
+    return str(attrs.get("service.name", "unknown_service"))
+
+
+def span_from_sdk(span: ReadableSpan, ended: bool,
+                  live: Mapping[str, Any] | None = None) -> SpanRecord:
+    """Snapshot an SDK span (at start or at end) into a :class:`SpanRecord`."""
+    ctx = span.get_span_context()
+    parent = span.parent
+    kind = span.kind.value if span.kind is not None else 0
+    record = SpanRecord(
+        trace_id=ctx.trace_id if ctx is not None else 0,
+        span_id=ctx.span_id if ctx is not None else 0,
+        parent_span_id=parent.span_id if parent is not None and parent.is_valid else None,
+        name=span.name,
+        kind=_KINDS.get(kind, "internal"),
+        service_name=_service(span.resource),
+        attributes=attributes_dict(span.attributes),
+        start_time_ns=span.start_time or 0,
+        live=live,
+    )
+    if ended:
+        record.end_time_ns = span.end_time
+        status = span.status
+        record.status = _STATUS.get(status.status_code, "unset")
+        record.status_message = status.description
+        record.events = [
+            {"name": event.name, "time_ns": event.timestamp,
+             "attributes": attributes_dict(event.attributes)}
+            for event in span.events
+        ]
+    return record
+
+
+def log_from_sdk(rw: ReadWriteLogRecord) -> LogRecordData:
+    """Snapshot an SDK log record into a :class:`LogRecordData`."""
+    record = rw.log_record
+    trace_id = record.trace_id or None
+    span_id = record.span_id or None
+    severity = record.severity_number
+    return LogRecordData(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=getattr(record, "otel_sse_parent", None),
+        service_name=_service(rw.resource),
+        severity_text=record.severity_text,
+        severity_number=severity.value if severity is not None else None,
+        event_name=record.event_name,
+        body=record.body,
+        attributes=attributes_dict(record.attributes),
+        time_ns=record.timestamp or record.observed_timestamp or 0,
+        live=getattr(record, "otel_sse_live", None),
+    )
+
+

@@ -1,0 +1,134 @@
+"""The SSE processors: non-blocking hooks, bounded queue, one wake-up per busy period,
+foreign telemetry as generic events."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_sse.processors import SSEBridge, SSELogRecordProcessor, SSESpanProcessor
+from tests.test_bridge_support import ListSink, check_event, settle
+
+
+class CountingLoop:
+    """Wraps the running loop to count cross-thread wake-ups."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.wakeups = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loop, name)
+
+    def call_soon_threadsafe(self, *args: Any) -> Any:
+        self.wakeups += 1
+        return self.loop.call_soon_threadsafe(*args)
+
+
+def _providers(bridge: SSEBridge) -> tuple[TracerProvider, LoggerProvider]:
+    resource = Resource.create({"service.name": "foreign-svc"})
+    tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+    tp.add_span_processor(SSESpanProcessor(bridge))
+    lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    lp.add_log_record_processor(SSELogRecordProcessor(bridge))
+    return tp, lp
+
+
+async def test_foreign_spans_and_logs_become_generic_events() -> None:
+    sink = ListSink()
+    bridge = SSEBridge(sink)
+    tp, lp = _providers(bridge)
+    tracer = tp.get_tracer("third.party")
+    with tracer.start_as_current_span("GET /items", kind=SpanKind.SERVER,
+                                      attributes={"http.route": "/items", "tags": ("a", "b")}):
+        with tracer.start_as_current_span("db query") as child:
+            child.add_event("row", {"n": 1})
+            child.set_status(Status(StatusCode.ERROR, "timeout"))
+            lp.get_logger("third.party").emit(body={"msg": "slow"}, severity_text="WARN",
+                                              event_name="db.slow", attributes={"ms": 900})
+    await settle()
+    types = sink.types()
+    assert types == ["span:started", "span:started", "log", "span:ended", "span:ended"]
+    for event_type, data in sink.events:
+        check_event(event_type, data)
+    started = sink.of("span:started")
+    assert started[0]["kind"] == "server" and started[0]["serviceName"] == "foreign-svc"
+    assert started[0]["attributes"] == {"http.route": "/items", "tags": ["a", "b"]}
+    assert started[1]["parentSpanId"] == started[0]["spanId"]
+    ended = sink.of("span:ended")[0]
+    assert ended["status"] == "error" and ended["statusMessage"] == "timeout"
+    assert ended["events"][0]["name"] == "row" and ended["durationMs"] >= 0
+    assert ended["endTime"].endswith("Z") and len(ended["endTime"]) == 27  # microseconds
+    log = sink.of("log")[0]
+    assert log["eventName"] == "db.slow" and log["body"] == {"msg": "slow"}
+    assert log["spanId"] == started[1]["spanId"] and log["severity"] == "WARN"
+
+
+async def test_one_wakeup_per_busy_period_from_other_threads() -> None:
+    sink = ListSink()
+    counting = CountingLoop(asyncio.get_running_loop())
+    sink.loop = counting  # type: ignore[assignment]
+    bridge = SSEBridge(sink)
+    tp, _ = _providers(bridge)
+    tracer = tp.get_tracer("t")
+
+    def burst() -> None:
+        for i in range(2000):
+            with tracer.start_as_current_span(f"s{i}"):
+                pass
+
+    await asyncio.to_thread(burst)
+    await settle(0.1)
+    assert len(sink.events) == 4000
+    assert counting.wakeups < 50, counting.wakeups  # not one per span
+
+
+async def test_queue_is_bounded_and_counts_drops() -> None:
+    sink = ListSink()
+    sink.loop = None  # type: ignore[assignment]  # not started yet: nothing drains
+    bridge = SSEBridge(sink, max_queue=10)
+    tp, _ = _providers(bridge)
+    for i in range(25):
+        tp.get_tracer("t").start_span(f"s{i}").end()
+    assert bridge.pending == 10 and bridge.dropped == 40
+    sink.loop = asyncio.get_running_loop()
+    tp.get_tracer("t").start_span("late").end()  # the next hook wakes the drain
+    await settle()
+    assert len(sink.events) == 10 and bridge.stats()["published"] == 10
+    assert bridge.dropped == 42
+
+
+async def test_hooks_never_raise_when_the_sink_fails() -> None:
+    class Broken(ListSink):
+        def publish(self, event_type: str, data: Any) -> int:
+            raise ValueError("bad event type\n")
+
+    sink = Broken()
+    bridge = SSEBridge(sink)
+    tp, lp = _providers(bridge)
+    with tp.get_tracer("t").start_as_current_span("x"):
+        lp.get_logger("t").emit(body="b")
+    await settle()
+    assert bridge.errors == 3 and bridge.pending == 0
+
+
+async def test_flush_from_another_thread_waits_for_the_loop() -> None:
+    sink = ListSink()
+    bridge = SSEBridge(sink)
+    tp, _ = _providers(bridge)
+    done = threading.Event()
+
+    def work() -> None:
+        for i in range(100):
+            tp.get_tracer("t").start_span(f"s{i}").end()
+        assert bridge.flush(5)
+        done.set()
+
+    await asyncio.to_thread(work)
+    assert done.is_set() and len(sink.events) == 200
