@@ -38,7 +38,7 @@ _log = logging.getLogger(__name__)
 _START, _END, _LOG, _LIVE = 0, 1, 2, 3
 # How long an idle-looking drain stays armed after it did work: a steady
 # stream then costs one timer per interval instead of one wake-up per item.
-_REARM_SECONDS = 0.002
+_REARM_SECONDS = 0.005
 _BATCH = 4096
 
 # Live-only payload fields for the span being started or ended on this
