@@ -28,6 +28,8 @@ from otel_sse.wire.filters import EventFilter
 READ_BATCH = 512
 # Rounds that wake fewer readers than this are never paced: their cost is small.
 PACED_ROUND = 64
+# However costly a round, the next one starts within this many seconds (latency bound).
+MAX_PACE = 0.005
 
 
 class SlowClientPolicy(StrEnum):
@@ -42,6 +44,7 @@ class Subscriber:
         "closing",
         "connected_at",
         "cursor",
+        "due",
         "direct",
         "direct_seq",
         "events_sent",
@@ -63,6 +66,8 @@ class Subscriber:
         self.direct: deque[tuple[int, bytes]] = deque()
         self.direct_seq = 0
         self.waiter: asyncio.Future[None] | None = None
+        # Set by a write round (or a direct message): the reader may collect once.
+        self.due = True
         # A replaying subscriber is catching up on purpose, not falling behind.
         self.live = False
         self.closing = False
@@ -105,7 +110,8 @@ class Fanout:
         self._wake_scheduled = False
         self._next_round = 0.0
         self._round_start = 0.0
-        self._unfiltered = 0
+        self._filtered: dict[str, Subscriber] = {}
+        self._behind: set[Subscriber] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.slow_disconnects = 0
         self.gaps_sent = 0
@@ -118,30 +124,39 @@ class Fanout:
     def publish(self, event_type: str, data: str, retry: int | None = None) -> StoredEvent:
         event = self.log.append(event_type, data, retry)
         self._dirty_types.add(event_type)
-        # Publishes within one loop iteration wake each reader once, so a burst
-        # leaves in one write per client instead of one per event.
-        loop = self._loop
-        if not self._wake_scheduled and self._waiting and loop is not None:
-            self._wake_scheduled = True
-            if loop.time() >= self._next_round:
-                loop.call_soon(self._wake)
-            else:
-                loop.call_at(self._next_round, self._wake)
+        if self._waiting:
+            self._schedule_round()
         return event
 
+    def _schedule_round(self) -> None:
+        # Publishes before the round runs share it: a burst leaves in one write
+        # per client instead of one per event.
+        loop = self._loop
+        if self._wake_scheduled or loop is None:
+            return
+        self._wake_scheduled = True
+        if loop.time() >= self._next_round:
+            loop.call_soon(self._wake)
+        else:
+            loop.call_at(self._next_round, self._wake)
+
     def recipients(self, event_type: str) -> int:
-        filtered = [s for s in list(self.subscribers.values()) if not s.filter.matches_all]
-        return self._unfiltered + sum(1 for sub in filtered if sub.filter(event_type))
+        filtered = list(self._filtered.values())
+        return (len(self.subscribers) - len(filtered)
+                + sum(1 for sub in filtered if sub.filter(event_type)))
 
     def _wake(self) -> None:
+        """One write round: every waiting reader with something due collects once."""
         self._wake_scheduled = False
         types = self._dirty_types
         self._dirty_types = set()
+        behind = self._behind
         woken = []
         for sub in self._waiting:
             flt = sub.filter
-            if flt.matches_all or any(flt(t) for t in types):
+            if flt.matches_all or sub in behind or any(flt(t) for t in types):
                 woken.append(sub)
+        behind.clear()
         for sub in woken:
             self._release(sub)
         if len(woken) >= PACED_ROUND and self._loop is not None:
@@ -160,9 +175,10 @@ class Fanout:
         """
         assert self._loop is not None
         now = self._loop.time()
-        self._next_round = now + (now - self._round_start)
+        self._next_round = now + min(now - self._round_start, MAX_PACE)
 
     def _release(self, sub: Subscriber) -> None:
+        sub.due = True
         self._waiting.discard(sub)
         waiter = sub.waiter
         if waiter is not None and not waiter.done():
@@ -172,12 +188,14 @@ class Fanout:
 
     def add(self, sub: Subscriber) -> None:
         self.subscribers[sub.client_id] = sub
-        self._unfiltered += sub.filter.matches_all
+        if not sub.filter.matches_all:
+            self._filtered[sub.client_id] = sub
 
     def remove(self, sub: Subscriber) -> None:
-        if self.subscribers.pop(sub.client_id, None) is not None:
-            self._unfiltered -= sub.filter.matches_all
+        self.subscribers.pop(sub.client_id, None)
+        self._filtered.pop(sub.client_id, None)
         self._waiting.discard(sub)
+        self._behind.discard(sub)
 
     def send_direct(self, sub: Subscriber, frame: bytes) -> None:
         sub.direct.append((self.log.history.last_seq, frame))
@@ -220,9 +238,17 @@ class Fanout:
         while True:
             if sub.killed is not None:
                 return None
-            chunk = self.collect(sub)
-            if chunk:
-                return chunk
+            # Outside a round a live reader does not collect what was published
+            # while it was writing: that waits for the next (paced) round, so one
+            # round costs one write per client however long it takes.
+            if sub.due or not sub.live:
+                sub.due = False
+                chunk = self.collect(sub)
+                if chunk:
+                    return chunk
+            elif sub.cursor < self.log.history.last_seq:
+                self._behind.add(sub)
+                self._schedule_round()
             if sub.closing:
                 return None
             waiter = loop.create_future()
