@@ -1,0 +1,357 @@
+"""Load client for the fan-out benchmark: N raw HTTP/1.1 SSE connections in one process.
+
+Run by ``fanout.py --client``; driven by stdin / stdout lines:
+
+* connects ``n`` clients (at most ``concurrency`` connects in flight, all within
+  ``connect_timeout``), then prints ``connected <ok> <failed> <seconds>``;
+* on ``expect <P>`` (the number of events the server published) it waits until
+  every connected client has ``P`` bench events or ``drain`` seconds have passed,
+  then prints ``result <json>``;
+* on ``quit`` (or EOF) it closes everything and exits.
+
+It has to keep up with 200,000 deliveries/s on a machine whose other core runs the
+server, so it never parses JSON per event:
+
+* the body is de-chunked by a small state machine (hypercorn, uvicorn and aiohttp
+  all stream with ``Transfer-Encoding: chunked``; a chunk boundary could otherwise
+  split a pattern);
+* events are counted by counting ``"seq":`` in the de-chunked bytes (each bench
+  payload has it exactly once; ``connected``, keep-alive and other events do not),
+  carrying the last 5 bytes over so that a pattern split between reads is counted;
+* only on *sampled* clients is every event's ``seq`` and ``t`` read with
+  ``bytes.find``: the latency sample is ``time.time_ns()`` at the read minus ``t``,
+  and ``seq`` must go up by exactly one from event to event. Sampled clients are
+  every k-th client, k chosen so that about ``sample_per_s`` events/s are sampled
+  (20,000 by default: every event on 20 % of the clients at 100 x 1,000/s, on 10 %
+  at 1,000 x 200/s).
+
+Reads are what a client costs (on loopback most of it is the kernel's: one
+``recv`` and one epoll wake-up per read), and a server that writes every event
+separately causes one read per delivery. So the *non-sampled* clients set
+``SO_RCVLOWAT`` (``lowat`` bytes, 4 KiB by default: ~16 events): the kernel wakes
+them only once that much is queued, and they read in batches. This changes nothing
+the server does or pays for (its sends land in the receive buffer all the same; if
+anything it saves the server a few wake-ups it would not pay for with remote
+clients either), but it does delay those clients' reads, so latency and the time
+of the last delivery come from the sampled clients only, which read every event
+as it arrives. On ``expect`` the sampled clients are waited for first, then the
+low-water mark is set back to 1 byte (which makes the kernel report the remainder)
+and every client is waited for.
+
+Every client records its first and last ``seq`` (parsed once each), its count and
+the time of its last bench event, from which the driver gets lost events and
+deliveries/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import time
+from typing import Any, cast
+
+from _proc import install_uvloop, raise_nofile
+
+SEQ = b'"seq":'
+T = b',"t":'
+_HEADERS, _BODY, _CLOSED = 0, 1, 2
+
+
+def _first_seq(buf: bytes) -> int:
+    i = buf.find(SEQ)
+    j = buf.find(b",", i)
+    try:
+        return int(buf[i + 6 : j])
+    except ValueError:
+        return -1
+
+
+def _last_seq(buf: bytes) -> int:
+    i = buf.rfind(SEQ)
+    j = buf.find(b",", i)
+    try:
+        return int(buf[i + 6 : j]) if i >= 0 and j >= 0 else -1
+    except ValueError:
+        return -1
+
+
+class Conn(asyncio.Protocol):
+    """One SSE client: de-chunk, count ``"seq":``, and on sampled clients time events."""
+
+    def __init__(self, request: bytes, sampled: bool, latencies: list[int]) -> None:
+        self.request = request
+        self.sampled = sampled
+        self.latencies = latencies
+        self.loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[int] = self.loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.state = _HEADERS
+        self.status = 0
+        self.hbuf = b""
+        self.chunked = False
+        # de-chunker: bytes left in the current chunk, CRLF bytes to skip, partial size line
+        self.left = 0
+        self.skip = 0
+        self.sizebuf = b""
+        # counting
+        self.count = 0
+        self.tail = b""
+        self.first = -1
+        self.last_buf = b""
+        self.last_ns = 0
+        # sampling
+        self.carry = b""
+        self.prev_seq = -1
+        self.seq_errors = 0
+        self.lost_conn = False
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state != _CLOSED:
+            self.lost_conn = True
+        self.state = _CLOSED
+        if not self.ready.done():
+            self.ready.set_result(0)
+
+    def data_received(self, data: bytes) -> None:
+        if self.state == _BODY:
+            self.body(self.dechunk(data) if self.chunked else data)
+            return
+        if self.state != _HEADERS:
+            return
+        self.hbuf += data
+        end = self.hbuf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.hbuf) > 65536:
+                self.close()
+            return
+        head = self.hbuf[:end].decode("latin-1")
+        rest = self.hbuf[end + 4 :]
+        self.hbuf = b""
+        try:
+            self.status = int(head.split(" ", 2)[1])
+        except (IndexError, ValueError):
+            self.status = -1
+        lower = head.lower()
+        self.chunked = "transfer-encoding: chunked" in lower
+        if self.status == 200:
+            self.state = _BODY
+            self.ready.set_result(200)
+            if rest:
+                self.data_received(rest)
+        else:
+            self.ready.set_result(self.status)
+            self.close()
+
+    # -- body
+
+    def dechunk(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        pos = 0
+        n = len(data)
+        while pos < n:
+            left = self.left
+            if left:
+                end = pos + left
+                if end <= n:
+                    out.append(data[pos:end])
+                    self.left = 0
+                    self.skip = 2
+                    pos = end
+                else:
+                    out.append(data[pos:])
+                    self.left = end - n
+                    break
+            elif self.skip:
+                take = min(self.skip, n - pos)
+                self.skip -= take
+                pos += take
+            else:
+                if self.sizebuf:
+                    data = self.sizebuf + data[pos:]
+                    self.sizebuf = b""
+                    pos = 0
+                    n = len(data)
+                idx = data.find(b"\r\n", pos)
+                if idx < 0:
+                    self.sizebuf = data[pos:]
+                    break
+                size = int(data[pos:idx].split(b";", 1)[0], 16)
+                pos = idx + 2
+                if size == 0:  # end of the stream
+                    self.close()
+                    break
+                self.left = size
+        if len(out) == 1:
+            return out[0]
+        return b"".join(out)
+
+    def body(self, data: bytes) -> None:
+        buf = self.tail + data
+        c = buf.count(SEQ)
+        self.tail = buf[-5:]
+        if not c:
+            return
+        now = time.time_ns()
+        self.last_ns = now
+        if self.first < 0:
+            self.first = _first_seq(buf)
+        self.count += c
+        self.last_buf = buf
+        if self.sampled:
+            self.sample(data, now)
+
+    def sample(self, data: bytes, now: int) -> None:
+        buf = self.carry + data if self.carry else data
+        i = buf.find(SEQ)
+        lat = self.latencies
+        while i >= 0:
+            j = buf.find(T, i)
+            k = buf.find(b",", j + 5) if j >= 0 else -1
+            if k < 0:  # the event continues in the next read
+                self.carry = buf[i:]
+                return
+            seq = int(buf[i + 6 : j])
+            if seq != self.prev_seq + 1 and self.prev_seq >= 0:
+                self.seq_errors += 1
+            self.prev_seq = seq
+            lat.append(now - int(buf[j + 5 : k]))
+            i = buf.find(SEQ, k)
+        self.carry = buf[-5:]
+
+    def set_lowat(self, nbytes: int) -> None:
+        if self.transport is None or self.state == _CLOSED:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, max(1, nbytes))
+
+    def close(self) -> None:
+        self.state = _CLOSED
+        if self.transport is not None:
+            self.transport.close()
+
+    def last_seq(self) -> int:
+        return _last_seq(self.last_buf) if self.last_buf else -1
+
+
+def _percentile(sorted_values: list[int], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    idx = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[idx] / 1e6
+
+
+async def _connect(
+    host: str, port: int, conn: Conn, sem: asyncio.Semaphore, deadline: float
+) -> bool:
+    loop = asyncio.get_running_loop()
+    async with sem:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return False
+        try:
+            async with asyncio.timeout(remaining):
+                await loop.create_connection(lambda: conn, host, port)
+                return await conn.ready == 200
+        except (OSError, TimeoutError):
+            conn.close()
+            return False
+
+
+async def run(
+    host: str,
+    port: int,
+    path: str,
+    n: int,
+    concurrency: int,
+    connect_timeout: float,
+    drain: float,
+    sample_per_s: float,
+    rate: float,
+    lowat: int,
+) -> None:
+    loop = asyncio.get_running_loop()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+        "Accept-Encoding: identity\r\nCache-Control: no-cache\r\n\r\n"
+    ).encode()
+    every = max(1, round(n * rate / sample_per_s)) if sample_per_s > 0 else 0
+    latencies: list[int] = []
+    conns = [Conn(request, every > 0 and i % every == 0, latencies) for i in range(n)]
+    sem = asyncio.Semaphore(concurrency)
+    t0 = loop.time()
+    deadline = t0 + connect_timeout
+    oks = await asyncio.gather(*(_connect(host, port, c, sem, deadline) for c in conns))
+    connected = [c for c, ok in zip(conns, oks, strict=True) if ok]
+    sampled = [c for c in connected if c.sampled]
+    timed = sampled or connected  # the clients whose reads are not delayed
+    if lowat > 1 and sampled:
+        for c in connected:
+            if not c.sampled:
+                c.set_lowat(lowat)
+    statuses: dict[str, int] = {}
+    for c in conns:
+        statuses[str(c.status)] = statuses.get(str(c.status), 0) + 1
+    print(f"[client] connect statuses: {statuses}", file=sys.stderr)
+    print(f"connected {len(connected)} {n - len(connected)} {loop.time() - t0:.3f}", flush=True)
+
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        line = (await reader.readline()).decode().split()
+        if not line or line[0] == "quit":
+            break
+        if line[0] != "expect":
+            continue
+        published = int(line[1])
+        end = loop.time() + drain
+        for group in (timed, connected):
+            if group is connected and lowat > 1:
+                for c in connected:
+                    c.set_lowat(1)
+            while loop.time() < end:
+                if all(c.count >= published or c.state == _CLOSED for c in group):
+                    break
+                await asyncio.sleep(0.01)
+        latencies.sort()
+        result: dict[str, Any] = {
+            "clients": n,
+            "connected": len(connected),
+            "dropped": sum(c.lost_conn for c in connected),
+            "published": published,
+            "received": sum(c.count for c in connected),
+            "expected": published * len(connected),
+            "lost": sum(max(0, published - c.count) for c in connected),
+            "extra": sum(max(0, c.count - published) for c in connected),
+            "first_seq_not_0": sum(c.first != 0 for c in connected),
+            "last_seq_not_final": sum(c.last_seq() != published - 1 for c in connected),
+            "sampled_clients": len(sampled),
+            "seq_errors": sum(c.seq_errors for c in sampled),
+            "samples": len(latencies),
+            "p50_ms": _percentile(latencies, 0.50),
+            "p99_ms": _percentile(latencies, 0.99),
+            "max_ms": latencies[-1] / 1e6 if latencies else float("nan"),
+            "last_receive_ns": max((c.last_ns for c in timed), default=0),
+            "last_receive_any_ns": max((c.last_ns for c in connected), default=0),
+            "lowat": lowat if sampled else 1,
+        }
+        print("result " + json.dumps(result), flush=True)
+    for c in conns:
+        c.close()
+
+
+def main(host: str, port: int, path: str, n: int, concurrency: int, connect_timeout: float,
+         drain: float, sample_per_s: float, rate: float, lowat: int) -> None:
+    raise_nofile()
+    install_uvloop()
+    asyncio.run(
+        run(host, port, path, n, concurrency, connect_timeout, drain, sample_per_s, rate, lowat)
+    )

@@ -1,0 +1,139 @@
+"""Process helpers for the fan-out benchmark: limits, /proc accounting, child control.
+
+Linux only (reads ``/proc``); the benchmark is meant for the project's CI machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import select
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile() -> int:
+    """Raise RLIMIT_NOFILE to the hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def install_uvloop() -> bool:
+    """Make uvloop the event loop policy; False when it is not installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    uvloop.install()
+    return True
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process (all its threads) in seconds, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        raw = f.read()
+    # The command name is in parentheses and may contain spaces: split after it.
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    # fields[0] is field 3 (state); utime is field 14, stime field 15.
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, seconds."""
+    user, system = cpu_times(pid)
+    return user + system
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+@dataclass
+class Child:
+    """A child process spoken to by lines on stdin / stdout."""
+
+    proc: subprocess.Popen[bytes]
+    name: str
+
+    @classmethod
+    def spawn(cls, name: str, argv: list[str]) -> Child:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,  # inherit: tracebacks show up in the benchmark's output
+            start_new_session=True,  # a Ctrl-C in the terminal reaches only the parent
+        )
+        return cls(proc, name)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def expect(self, prefix: str, timeout: float) -> str:
+        """Read lines until one starts with ``prefix``; return the rest of it."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.name}: no {prefix!r} within {timeout:.0f} s")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(
+                    f"{self.name} exited (code {self.proc.poll()}) before {prefix!r}"
+                )
+            text = line.decode(errors="replace").rstrip("\n")
+            if text.startswith(prefix):
+                return text[len(prefix) :].strip()
+
+    def finish(self, timeout: float = 5.0) -> None:
+        """Ask nicely (``quit``), then SIGTERM, then SIGKILL the whole process group."""
+        if self.proc.poll() is None:
+            self.send("quit")
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(2.0)
+                except subprocess.TimeoutExpired:
+                    self._signal(signal.SIGKILL)
+                    self.proc.wait(2.0)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
