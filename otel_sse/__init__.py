@@ -32,11 +32,32 @@ _EXPORTS = {
     "configure": "otel_sse.telemetry",
 }
 
-__all__ = ["OtelSSEError", "__version__", *_EXPORTS]
+__all__ = [
+    "AgentStatus",
+    "AgentStream",
+    "ConnectionState",
+    "LLMStream",
+    "LogLevel",
+    "OtelSSEError",
+    "SSEClient",
+    "SSEEvent",
+    "SSEServer",
+    "TaskStatus",
+    "TaskStream",
+    "__version__",
+    "configure",
+]
 
 if TYPE_CHECKING:
     from otel_sse.client import ConnectionState, SSEClient, SSEEvent
-    from otel_sse.emitters import AgentStatus, AgentStream, LLMStream, LogLevel, TaskStatus, TaskStream
+    from otel_sse.emitters import (
+        AgentStatus,
+        AgentStream,
+        LLMStream,
+        LogLevel,
+        TaskStatus,
+        TaskStream,
+    )
     from otel_sse.server import SSEServer
     from otel_sse.telemetry import configure
 

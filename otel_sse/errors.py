@@ -42,3 +42,21 @@ class BadContentTypeError(ConnectError):
     def __init__(self, content_type: str) -> None:
         self.content_type = content_type
         super().__init__(f"expected Content-Type text/event-stream, got {content_type!r}")
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate could not be verified (not retried: it will not heal)."""
+
+
+class StreamError(ClientError):
+    """An open stream broke: connection lost, read timeout, or a protocol error."""
+
+
+class ReconnectExhaustedError(ClientError):
+    """``max_reconnect_attempts`` reconnection attempts in a row failed."""
+
+    def __init__(self, attempts: int, last_error: BaseException | None) -> None:
+        self.attempts = attempts
+        self.last_error = last_error
+        detail = f": {last_error}" if last_error is not None else ""
+        super().__init__(f"gave up after {attempts} reconnection attempts{detail}")

@@ -1,0 +1,178 @@
+"""How the client gets a stream of bytes: HTTP/1.1 on aiohttp, HTTP/2 on h2.
+
+A transport opens one streaming GET and hands back the status, headers and
+an async iterator of body chunks (already decompressed). Status and
+content-type policy live in the client, so every transport behaves the same.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from typing import Literal
+
+import aiohttp
+
+from otel_sse.errors import CertificateError, ConnectError, StreamError
+
+__all__ = [
+    "AiohttpTransport",
+    "HTTP2Mode",
+    "StreamResponse",
+    "Transport",
+    "make_ssl_context",
+]
+
+HTTP2Mode = bool | Literal["prior-knowledge"]
+
+
+def make_ssl_context(
+    verify: bool | str | ssl.SSLContext = True,
+    ca_file: str | None = None,
+    alpn: list[str] | None = None,
+) -> ssl.SSLContext:
+    """The TLS settings: verification on unless ``verify=False``; ``ca_file``
+    (or ``verify="path"``) adds a trusted CA bundle."""
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    elif verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        cafile = verify if isinstance(verify, str) else ca_file
+        context = ssl.create_default_context(cafile=cafile)
+    if alpn:
+        context.set_alpn_protocols(alpn)
+    return context
+
+
+class StreamResponse(abc.ABC):
+    """An answered stream request. ``headers`` keys are lower-case."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    http_version: str
+
+    @abc.abstractmethod
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body, decompressed, as it arrives. Ends when the server ends the stream."""
+
+    @abc.abstractmethod
+    async def read_excerpt(self, limit: int = 512) -> str:
+        """The start of a (non-stream) body, for error messages."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Drop the connection (a stream is never read to its end to be reused)."""
+
+
+class Transport(abc.ABC):
+    """Opens stream requests; owns whatever pools or sessions that takes."""
+
+    @abc.abstractmethod
+    async def open(self, url: str, headers: Mapping[str, str]) -> StreamResponse:
+        """Send the GET; return once the response head has arrived."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release every connection and session."""
+
+
+class _AiohttpResponse(StreamResponse):
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.reason = response.reason or ""
+        self.headers = {k.lower(): v for k, v in response.headers.items()}
+        version = response.version
+        self.http_version = f"{version.major}.{version.minor}" if version else "1.1"
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        readany = self._response.content.readany
+        try:
+            while True:
+                chunk = await readany()
+                if not chunk:
+                    return
+                yield chunk
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise StreamError(_describe(exc, "stream broken")) from exc
+
+    async def read_excerpt(self, limit: int = 512) -> str:
+        try:
+            async with asyncio.timeout(2.0):
+                body = await self._response.content.read(limit)
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return ""
+        return body.decode("utf-8", "replace")
+
+    async def aclose(self) -> None:
+        self._response.close()
+
+
+def _describe(exc: BaseException, what: str) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"{what}: read timeout (no data, not even a keep-alive)"
+    text = str(exc) or type(exc).__name__
+    return f"{what}: {text}"
+
+
+class AiohttpTransport(Transport):
+    """HTTP/1.1 (and TLS) on one aiohttp session, kept for the client's life.
+
+    No total timeout (a stream lasts as long as it lasts); ``read_timeout``
+    bounds the silence between two reads, which the server's keep-alive
+    comments keep short, so a dead peer is noticed.
+    """
+
+    def __init__(
+        self,
+        *,
+        read_timeout: float | None,
+        connect_timeout: float | None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        self._ssl_context = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                ssl=self._ssl_context if self._ssl_context is not None else True,
+                limit=0,
+                # One stream at a time: pooling would only keep dead sockets.
+                force_close=True,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=True,
+                # The client sets Accept-Encoding itself (br only when it can decode it).
+                skip_auto_headers=("Accept-Encoding", "User-Agent"),
+            )
+        return self._session
+
+    async def open(self, url: str, headers: Mapping[str, str]) -> StreamResponse:
+        session = self._get_session()
+        try:
+            response = await session.get(url, headers=dict(headers), allow_redirects=True)
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise CertificateError(f"TLS certificate not trusted for {url}: {exc}") from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ConnectError(_describe(exc, f"cannot connect to {url}")) from exc
+        return _AiohttpResponse(response)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()

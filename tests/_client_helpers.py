@@ -1,0 +1,125 @@
+"""A raw HTTP/1.1 server for client tests: it writes exactly the bytes a test gives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    headers: dict[str, str]
+
+
+def head(
+    status: int = 200,
+    content_type: str | None = "text/event-stream",
+    extra: Sequence[tuple[str, str]] = (),
+    reason: str = "",
+) -> bytes:
+    """A close-delimited HTTP/1.1 response head."""
+    lines = [f"HTTP/1.1 {status} {reason or 'X'}"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    lines.append("Cache-Control: no-cache")
+    lines.append("Connection: close")
+    lines += [f"{k}: {v}" for k, v in extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+Handler = Callable[[int, Request, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def write_pieces(
+    writer: asyncio.StreamWriter, pieces: Sequence[bytes], pause: float = 0.002
+) -> None:
+    """Write each piece separately (a pause in between, so they travel in separate segments)."""
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(pause)
+
+
+def body_then_close(*bodies: Sequence[bytes], status: int = 200, hold: float = 0.0) -> Handler:
+    """Connection n gets head + bodies[n] (pieces written separately) then a close.
+
+    Connections beyond the list get the last body again."""
+
+    async def handler(index: int, request: Request, writer: asyncio.StreamWriter) -> None:
+        pieces = bodies[min(index, len(bodies) - 1)]
+        writer.write(head(status))
+        await writer.drain()
+        await write_pieces(writer, pieces)
+        if hold:
+            await asyncio.sleep(hold)
+
+    return handler
+
+
+@dataclass
+class RawServer:
+    handler: Handler
+    requests: list[Request] = field(default_factory=list)
+    connection_times: list[float] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def __aenter__(self) -> RawServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/events"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            raw = await reader.readuntil(b"\r\n\r\n")
+            lines = raw.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                if line:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+            request = Request(method, target, headers)
+            index = len(self.requests)
+            self.requests.append(request)
+            self.connection_times.append(asyncio.get_running_loop().time())
+            await self.handler(index, request, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            self._tasks.discard(task)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2)
+        await self._server.wait_closed()
+        self._server = None
