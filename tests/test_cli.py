@@ -80,3 +80,23 @@ def test_serve_stops_on_sigterm() -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_tail_prints_filtered_events_as_json() -> None:
+    from tests.sse_helpers import running_server
+
+    async with running_server() as server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "otel_sse.cli", "tail", f"{server.url}/events",
+            "--filters", "task:*", "--json", "--count", "2", "--duration", "20",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        while not server.get_clients():
+            await asyncio.sleep(0.02)
+        server.publish("agent:spawned", {"agentId": "a"})
+        server.publish("task:created", {"taskId": "t1"})
+        server.publish("task:completed", {"taskId": "t1"})
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert [line["event"] for line in lines] == ["task:created", "task:completed"]
+    assert lines[0]["data"]["taskId"] == "t1" and lines[0]["id"]
