@@ -216,17 +216,23 @@ class SSEServer:
             return
         self.stopping = True
         self._drain_pending()
+        started = time.monotonic()
+        # Hypercorn stops accepting and marks itself terminated first, so that each
+        # connection closes itself (GOAWAY on HTTP/2) as soon as its stream ends.
+        self._shutdown.set()
         frame = control_frame("shutdown", {"reason": "server stopping",
                                            "timestamp": iso_ms_now()})
         for sub in list(self.fanout.subscribers.values()):
             self.fanout.send_direct(sub, frame)
             self.fanout.close(sub)
-        # Let writers that can still write flush the shutdown event before hypercorn closes.
-        deadline = time.monotonic() + min(0.5, self.config.shutdown_timeout / 3)
+        # Readers that can still read get the shutdown event; stuck ones are cut.
+        deadline = started + min(0.5, self.config.shutdown_timeout / 3)
         while self.fanout.subscribers and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        self._shutdown.set()
-        done, _ = await asyncio.wait({task}, timeout=self.config.shutdown_timeout)
+        for sub in list(self.fanout.subscribers.values()):
+            self.fanout.kill(sub, "stopped")
+        remaining = max(0.05, self.config.shutdown_timeout - (time.monotonic() - started))
+        done, _ = await asyncio.wait({task}, timeout=remaining)
         if not done:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -237,8 +243,6 @@ class SSEServer:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
-        for sub in list(self.fanout.subscribers.values()):
-            self.fanout.kill(sub, "stopped")
         self._serve_task = None
         self._maintenance = None
 
