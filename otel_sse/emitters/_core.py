@@ -18,11 +18,12 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from otel_sse.processors.bridge import SSEBridge, set_live
+from otel_sse.processors.convert import iso_ms_ns
 from otel_sse.processors.model import LiveEvent, OtelSSELogRecord
 from otel_sse.telemetry import attrs
 from otel_sse.telemetry.config import parse_capture
 from otel_sse.telemetry.setup import Telemetry, resolve
-from otel_sse.wire.encoder import dumps, iso_ms
+from otel_sse.wire.encoder import dumps
 
 _log = logging.getLogger("otel_sse.emitters")
 
@@ -124,6 +125,19 @@ _SEVERITY = {
     "error": (SeverityNumber.ERROR, "ERROR"),
     "fatal": (SeverityNumber.FATAL, "FATAL"),
 }
+
+
+_EVENT_NAMES: dict[str, str] = {}
+
+
+def _event_name(event_type: str) -> str:
+    """``task:progress`` -> ``otel_sse.task.progress`` (memoised: a handful of types)."""
+    name = _EVENT_NAMES.get(event_type)
+    if name is None:
+        name = "otel_sse." + event_type.replace(":", ".")
+        if len(_EVENT_NAMES) < 256:
+            _EVENT_NAMES[event_type] = name
+    return name
 
 
 class Emitter:
@@ -272,7 +286,7 @@ class Emitter:
             severity_text=text,
             body=dumps(payload),
             attributes={attrs.EVENT: event_type},
-            event_name="otel_sse." + event_type.replace(":", "."),
+            event_name=_event_name(event_type),
         )
         record.otel_sse_live = live
         record.otel_sse_parent = entry.parent_id
@@ -286,7 +300,9 @@ class Emitter:
 
 
 def now_iso() -> str:
-    return iso_ms(datetime.now(UTC))
+    """``iso_ms(datetime.now(UTC))``, without ``strftime`` on every call (both floor
+    the system clock: to microseconds, then to milliseconds)."""
+    return iso_ms_ns(time.time_ns())
 
 
 def now() -> datetime:

@@ -25,6 +25,7 @@ from otel_sse.emitters._core import (
     normalize,
     now,
     one_dict_or_kwargs,
+    plain,
 )
 from otel_sse.telemetry import attrs
 from otel_sse.telemetry.setup import Telemetry
@@ -170,13 +171,22 @@ class LLMStream(Emitter):
         request = self._requests.get(request_id)
         if request is None:
             return
-        fields = normalize({"token": token, "index": index, **data}, TOKEN_SPEC, "emit_token")
+        if data:
+            fields = normalize({"token": token, "index": index, **data}, TOKEN_SPEC,
+                               "emit_token")
+        else:  # the common call, emit_token(id, token, index): what normalize would give
+            fields = {}
+            if token is not None:
+                fields["token"] = token if type(token) is str else plain(token)
+            if index is not None:
+                fields["index"] = index if type(index) is int else plain(index)
         if request.first_chunk is None:
             request.first_chunk = time.monotonic()
         request.tokens += 1
-        reason = fields.get("finishReason")
-        if reason is not None and reason not in request.finish_reasons:
-            request.finish_reasons.append(str(reason))
+        if data:
+            reason = fields.get("finishReason")
+            if reason is not None and reason not in request.finish_reasons:
+                request.finish_reasons.append(str(reason))
         buffer = self._buffers.get(request_id)
         if buffer is None:
             buffer = self._buffers[request_id] = deque(maxlen=max(1, self.token_buffer_size))
@@ -193,7 +203,9 @@ class LLMStream(Emitter):
                                    } if exported else
                                   {k: v for k, v in payload.items() if k != "token"}, live)
             else:
-                live_payload = dict(payload)
+                # The loop thread completes the live payload in place: it gets its own
+                # dict, shared with nothing this thread reads afterwards.
+                live_payload = dict(payload) if self._listeners else payload
                 if self.redact_content:
                     live_payload["token"] = REDACTED
                 self._emit_live(entry, "llm:token", live_payload)

@@ -126,7 +126,10 @@ class TaskStream(Emitter):
         ``estimated_time_remaining`` (ms), as keywords or one dict."""
         if not self.include_progress:
             return
-        values = normalize(one_dict_or_kwargs(progress, fields, "emit_progress"),
+        if progress is not None and fields:
+            one_dict_or_kwargs(progress, fields, "emit_progress")  # raises: not both
+        # normalize builds a new dict: no need to copy the arguments first.
+        values = normalize(progress if progress is not None else fields,
                            PROGRESS_SPEC, "emit_progress")
         data = {"taskId": task_id, **values, "timestamp": now_iso()}
         self._update(task_id, {"progress": data})

@@ -39,14 +39,23 @@ _START, _END, _LOG, _LIVE = 0, 1, 2, 3
 # How long an idle-looking drain stays armed after it did work: a steady
 # stream then costs one timer per interval instead of one wake-up per item.
 _REARM_SECONDS = 0.005
-_BATCH = 4096
+# Items converted and published per loop callback. A backlog (after the loop
+# was held up) is published in slices, the loop running in between, so the
+# server's writers send each slice before the next: a whole backlog published
+# in one callback would put every subscriber further behind than the server's
+# slow-client limit (``client_queue_size``, 2,000 by default) and get it cut off.
+_BATCH = 256
 
 # Live-only payload fields for the span being started or ended on this
 # thread. The emitter sets them around ``start_span`` / ``end`` because the
 # hooks get objects it cannot annotate beforehand (``on_start`` runs before
 # ``start_span`` returns; ``on_end`` gets a fresh ReadableSpan copy).
 # Processors only read them, so several bridges on one provider all see them.
-_live = threading.local()
+class _Live(threading.local):
+    value: Mapping[str, Any] | None = None  # the class default serves every thread
+
+
+_live = _Live()
 
 
 def set_live(live: Mapping[str, Any] | None) -> None:
@@ -54,7 +63,7 @@ def set_live(live: Mapping[str, Any] | None) -> None:
 
 
 def _current_live() -> Mapping[str, Any] | None:
-    return getattr(_live, "value", None)
+    return _live.value
 
 
 class SSEBridge:
@@ -64,6 +73,9 @@ class SSEBridge:
     app never waits); ``published`` what reached the sink; ``errors`` items
     that failed to convert or publish.
     """
+
+    __slots__ = ("_closed", "_draining", "_max", "_publish", "_queue", "_scheduled", "dropped",
+                 "errors", "published", "sink", "submitted")
 
     def __init__(self, sink: Any, max_queue: int = 65536) -> None:
         self.sink = sink
@@ -87,9 +99,9 @@ class SSEBridge:
 
     # -- any thread ---------------------------------------------------------
     def submit(self, code: int, obj: Any, extra: Any = None) -> None:
-        queue = self._queue
         if self._closed:
             return
+        queue = self._queue
         if len(queue) >= self._max:
             self.dropped += 1
             if not self._scheduled:  # full because nothing drained yet (sink just started)
@@ -164,13 +176,13 @@ class SSEBridge:
     @staticmethod
     def _convert(item: tuple[int, Any, Any]) -> list[Event]:
         code, obj, extra = item
+        if code == _LIVE:  # the most frequent (tokens)
+            return live_events(obj)
         if code == _START:
             return span_started_events(span_from_sdk(obj, False, extra))
         if code == _END:
             return span_ended_events(span_from_sdk(obj, True, extra))
-        if code == _LOG:
-            return log_events(log_from_sdk(obj))
-        return live_events(obj)
+        return log_events(log_from_sdk(obj))
 
     # -- flushing -------------------------------------------------------------
     def flush(self, timeout: float = 5.0) -> bool:
@@ -218,17 +230,35 @@ class SSESpanProcessor(SpanProcessor):
     def __init__(self, bridge: SSEBridge) -> None:
         self.bridge = bridge
 
+    # The hooks inline SSEBridge.submit's common case (room in the queue): they run
+    # twice per span on the application's thread.
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        bridge = self.bridge
         try:
-            self.bridge.submit(_START, span, _current_live())
+            queue = bridge._queue
+            if bridge._closed or len(queue) >= bridge._max:
+                bridge.submit(_START, span, _live.value)
+                return
+            queue.append((_START, span, _live.value))
+            bridge.submitted += 1
+            if not bridge._scheduled:
+                bridge._wake()
         except Exception:  # a hook must never raise into the application
-            self.bridge.errors += 1
+            bridge.errors += 1
 
     def on_end(self, span: ReadableSpan) -> None:
+        bridge = self.bridge
         try:
-            self.bridge.submit(_END, span, _current_live())
+            queue = bridge._queue
+            if bridge._closed or len(queue) >= bridge._max:
+                bridge.submit(_END, span, _live.value)
+                return
+            queue.append((_END, span, _live.value))
+            bridge.submitted += 1
+            if not bridge._scheduled:
+                bridge._wake()
         except Exception:
-            self.bridge.errors += 1
+            bridge.errors += 1
 
     def shutdown(self) -> None:
         self.bridge.flush(1.0)
@@ -245,10 +275,18 @@ class SSELogRecordProcessor(LogRecordProcessor):
         self.bridge = bridge
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        bridge = self.bridge
         try:
-            self.bridge.submit(_LOG, log_record)
+            queue = bridge._queue
+            if bridge._closed or len(queue) >= bridge._max:
+                bridge.submit(_LOG, log_record)
+                return
+            queue.append((_LOG, log_record, None))
+            bridge.submitted += 1
+            if not bridge._scheduled:
+                bridge._wake()
         except Exception:
-            self.bridge.errors += 1
+            bridge.errors += 1
 
     def shutdown(self) -> None:
         self.bridge.flush(1.0)

@@ -7,6 +7,7 @@ thread that made the telemetry.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -28,19 +29,48 @@ def span_hex(span_id: int | None) -> str | None:
     return f"{span_id:016x}" if span_id else None
 
 
+# Both formatters run for every streamed event; ``strftime`` is most of their
+# cost, and the date-and-second part changes once a second: it is cached (one
+# entry, swapped as a tuple so any thread may call these).
+_iso_second: tuple[int, str] = (-1, "")
+
+
+def _second_prefix(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` for a whole Unix second, cached."""
+    global _iso_second
+    cached = _iso_second
+    if cached[0] == seconds:
+        return cached[1]
+    prefix = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    _iso_second = (seconds, prefix)
+    return prefix
+
+
 def iso_us(time_ns: int | None) -> str | None:
-    """ISO 8601 UTC with microseconds (generic events, section 5)."""
+    """ISO 8601 UTC with microseconds (generic events, section 5).
+
+    Same result as ``datetime.fromtimestamp(time_ns / 1e9, UTC)`` formatted with
+    ``%f``, including its rounding: the float seconds' fraction is rounded half
+    to even to microseconds, exactly as ``fromtimestamp`` does.
+    """
     if time_ns is None:
         return None
-    moment = datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    frac, whole = math.modf(time_ns / 1e9)
+    micros = round(frac * 1e6)
+    seconds = int(whole)
+    if micros >= 1_000_000:
+        seconds += 1
+        micros -= 1_000_000
+    elif micros < 0:
+        seconds -= 1
+        micros += 1_000_000
+    return f"{_second_prefix(seconds)}.{micros:06d}Z"
 
 
 def iso_ms_ns(time_ns: int) -> str:
     """ISO 8601 UTC with milliseconds (the seed's ``timestamp``)."""
     seconds, rest = divmod(time_ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{rest // 1_000_000:03d}Z"
+    return f"{_second_prefix(seconds)}.{rest // 1_000_000:03d}Z"
 
 
 def _payload(raw: Any) -> dict[str, Any]:
@@ -59,7 +89,8 @@ def _seed(payload: dict[str, Any], live: Mapping[str, Any] | None, time_ns: int,
           trace_id: int | None, span_id: int | None, parent: int | None) -> dict[str, Any]:
     if live:
         payload.update(live)
-    payload.setdefault("timestamp", iso_ms_ns(time_ns))
+    if "timestamp" not in payload:
+        payload["timestamp"] = iso_ms_ns(time_ns)
     payload["traceId"] = trace_hex(trace_id)
     payload["spanId"] = span_hex(span_id)
     payload["parentSpanId"] = span_hex(parent)

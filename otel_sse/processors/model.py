@@ -86,12 +86,35 @@ def attributes_dict(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     """Attributes as JSON-able values (tuples from the SDK become lists)."""
     if not attributes:
         return {}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in attributes.items()}
+    # The SDK's BoundedAttributes is a Python-level Mapping (a lock and a method
+    # call per key); the plain dict inside it is copied in one C call, which the
+    # GIL makes atomic against a thread still setting attributes.
+    inner = getattr(attributes, "_dict", None)
+    items = dict(inner).items() if type(inner) is dict else attributes.items()
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in items}
+
+
+def _span_attributes(span: ReadableSpan) -> dict[str, Any]:
+    # ``span.attributes`` wraps the span's BoundedAttributes in a MappingProxyType,
+    # which hides the fast path above: use the object behind it when there is one.
+    raw = getattr(span, "_attributes", None)
+    if raw is not None and type(getattr(raw, "_dict", None)) is dict:
+        return attributes_dict(raw)
+    return attributes_dict(span.attributes)
+
+
+_last_service: tuple[Any, str] = (None, "")
 
 
 def _service(resource: Any) -> str:
+    global _last_service
+    cached = _last_service
+    if cached[0] is resource and resource is not None:  # resources are immutable
+        return cached[1]
     attrs = getattr(resource, "attributes", None) or {}
-    return str(attrs.get("service.name", "unknown_service"))
+    name = str(attrs.get("service.name", "unknown_service"))
+    _last_service = (resource, name)
+    return name
 
 
 def span_from_sdk(span: ReadableSpan, ended: bool,
@@ -107,7 +130,7 @@ def span_from_sdk(span: ReadableSpan, ended: bool,
         name=span.name,
         kind=_KINDS.get(kind, "internal"),
         service_name=_service(span.resource),
-        attributes=attributes_dict(span.attributes),
+        attributes=_span_attributes(span),
         start_time_ns=span.start_time or 0,
         live=live,
     )
