@@ -97,11 +97,17 @@ async def test_byte_cap_bounds_history() -> None:
         assert 0 < stats["historyEvents"] < 2000  # type: ignore[operator]
 
 
-async def _stalled_client(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connects, sends the request, then never reads (tiny receive buffer)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1024)
-    sock = writer.get_extra_info("socket")
-    sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 4096)
+async def _stalled_client(port: int, tiny_buffer: bool = True,
+                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connects, sends the request, then stops reading.
+
+    A tiny receive buffer makes it stall sooner but also makes TCP crawl if it
+    reads again, so a client that resumes keeps the default buffer.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    if tiny_buffer:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 4096)
     writer.transport.pause_reading()
     writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
     await writer.drain()
@@ -144,29 +150,34 @@ async def test_stalled_reader_is_disconnected_others_keep_up_memory_bounded() ->
 
 
 async def test_drop_oldest_keeps_the_slow_reader_and_tells_it_what_it_missed() -> None:
-    async with running_server(client_queue_size=50, slow_client_policy="drop-oldest") as server:
-        reader_stream, writer = await _stalled_client(server.port)
-        while not server.get_clients():
-            await asyncio.sleep(0.01)
-        for i in range(3000):
-            server.publish("bulk", {"i": i, "pad": "y" * 500})
-        await asyncio.sleep(0.2)
-        writer.transport.resume_reading()
-        text = ""
-        while '"i":2999' not in text:
-            chunk = await asyncio.wait_for(reader_stream.read(65536), 10)
-            assert chunk
-            text += chunk.decode("utf-8", "replace")
-        assert "event: stream:gap" in text
-        gap = next(parse_block(b.split("\r\n", 1)[-1]) for b in text.split("\n\n")
-                   if "event: stream:gap" in b)
-        assert gap.data["missed"] > 0
+    async with running_server(client_queue_size=50, slow_client_policy="drop-oldest",
+                              keep_alive_interval=0.05) as server:
+        reader_stream, writer = await _stalled_client(server.port, tiny_buffer=False)
+        try:
+            while not server.get_clients():
+                await asyncio.sleep(0.01)
+            # 30 MB: more than the socket buffers between us and the stalled reader.
+            for i in range(3000):
+                server.publish("bulk", {"i": i, "pad": "y" * 10_000})
+            # Still behind after two policy sweeps (every 50 ms here): slow, not a burst.
+            await asyncio.sleep(0.4)
+            writer.transport.resume_reading()
+            raw = bytearray()
+            while b'"i":2999' not in raw[-20_000:]:
+                chunk = await asyncio.wait_for(reader_stream.read(1 << 20), 10)
+                assert chunk
+                raw += chunk
+            text = raw.decode("utf-8", "replace")
+        finally:
+            writer.close()
+        blocks = text.split("\n\n")
+        gaps = [parse_block(b[b.index("event: stream:gap"):]) for b in blocks
+                if "event: stream:gap" in b]
+        assert gaps and all(g.data["missed"] > 0 for g in gaps)
         received = text.count("event: bulk")
-        assert received + sum(
-            parse_block(b[b.index("event: stream:gap"):]).data["missed"]
-            for b in text.split("\n\n") if "event: stream:gap" in b) >= 3000
+        assert received < 3000
+        assert received + sum(g.data["missed"] for g in gaps) >= 3000
         assert server.get_stats()["slowDisconnects"] == 0
-        writer.close()
 
 
 async def test_stop_finishes_within_two_seconds_with_stuck_clients() -> None:

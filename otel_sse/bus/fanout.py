@@ -52,9 +52,11 @@ class Subscriber:
         "info",
         "kill_hook",
         "killed",
+        "lagging",
         "last_write",
         "live",
         "missed",
+        "skip",
         "waiter",
     )
 
@@ -74,6 +76,8 @@ class Subscriber:
         self.killed: str | None = None
         self.kill_hook: Callable[[], None] | None = None
         self.missed = 0
+        self.lagging = False
+        self.skip = False
         self.events_sent = 0
         self.bytes_sent = 0
         self.connected_at = time.time()
@@ -220,14 +224,26 @@ class Fanout:
                 sub.kill_hook()
 
     def sweep(self) -> None:
-        """Catch stalled readers: one stuck in a blocked write never reaches ``collect``."""
-        if self.policy is not SlowClientPolicy.DISCONNECT:
-            return
+        """Apply the slow-client policy to readers that stay behind.
+
+        A reader is slow when it is more than ``max_lag`` events behind at two
+        sweeps in a row: a burst published in one go puts every reader behind
+        for a moment, a slow one stays there (often stuck in a blocked write,
+        where it never reaches ``collect``).
+        """
         last = self.log.history.last_seq
         for sub in list(self.subscribers.values()):
-            if sub.live and last - sub.cursor > self.max_lag and sub.killed is None:
+            behind = sub.live and last - sub.cursor > self.max_lag and sub.killed is None
+            if not behind:
+                sub.lagging = False
+            elif not sub.lagging:
+                sub.lagging = True
+            elif self.policy is SlowClientPolicy.DISCONNECT:
                 self.slow_disconnects += 1
                 self.kill(sub, "slow")
+            else:
+                sub.skip = True
+                self._release(sub)
 
     # -- reading ------------------------------------------------------------
 
@@ -279,14 +295,13 @@ class Fanout:
             missed = history.first_seq - 1 - cursor
             frames.append(self._gap_frame(sub, cursor, missed))
             cursor = history.first_seq - 1
-        elif sub.live and last - cursor > self.max_lag:
-            if self.policy is SlowClientPolicy.DISCONNECT:
-                self.slow_disconnects += 1
-                self.kill(sub, "slow")
-                return b""
+        elif sub.skip:
+            # drop-oldest: keep the newest max_lag events, say how many were skipped.
+            sub.skip = sub.lagging = False
             missed = last - cursor - self.max_lag
-            frames.append(self._gap_frame(sub, cursor, missed))
-            cursor += missed
+            if missed > 0:
+                frames.append(self._gap_frame(sub, cursor, missed))
+                cursor += missed
 
         events = history.after(cursor, READ_BATCH)
         flt = sub.filter

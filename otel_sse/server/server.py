@@ -248,7 +248,7 @@ class SSEServer:
 
     async def _maintain(self) -> None:
         interval = self.config.keep_alive_interval
-        tick = min(1.0, interval)
+        tick = min(0.25, interval)
         next_keep_alive = time.monotonic() + interval
         while True:
             await asyncio.sleep(tick)
