@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -189,6 +189,26 @@ class Emitter:
     def start(self) -> None:
         self._running = True
         self._fire("started", None)
+
+    def _end_open_spans(self, kind: str, keys: Iterable[str]) -> None:
+        """End spans this emitter opened and never closed (without a seed event)."""
+        for key in list(keys):
+            entry = REGISTRY.pop(kind, key)
+            if entry is not None:
+                self._end_span(entry, None, None, None)
+
+    def _stopped(self) -> None:
+        self._running = False
+        self._fire("stopped", None)
+
+    @staticmethod
+    def _merge_state(states: dict[str, dict[str, Any]], id_field: str, key: str,
+                     default_status: str, updates: Mapping[str, Any]) -> dict[str, Any]:
+        """The entity's state with ``updates`` applied, stored back, stamped now."""
+        state = states.get(key) or {id_field: key, "status": default_status}
+        state = {**state, **updates, "timestamp": now()}
+        states[key] = state
+        return state
 
     @property
     def running(self) -> bool:

@@ -225,26 +225,18 @@ class AgentStream(Emitter):
         self._metrics.discard(agent_id)
 
     def stop(self) -> None:
-        for agent_id in list(self._owned):
-            entry = REGISTRY.pop("agent", agent_id)
-            if entry is not None:
-                self._end_span(entry, None, None, None)
+        self._end_open_spans("agent", self._owned)
         self._owned.clear()
         self._states.clear()
         self._buffers.clear()
         self._homes.clear()
         self._metrics.clear()
-        self._running = False
-        self._fire("stopped", None)
+        self._stopped()
 
     # -- internals ------------------------------------------------------------------------
     def _update(self, agent_id: str, updates: Mapping[str, Any]) -> dict[str, Any]:
-        state = self._states.get(agent_id)
-        if state is None:
-            state = {"agentId": agent_id, "status": AgentStatus.IDLE.value}
-        state = {**state, **updates, "timestamp": now()}
-        self._states[agent_id] = state
-        return state
+        return self._merge_state(self._states, "agentId", agent_id, AgentStatus.IDLE.value,
+                                 updates)
 
     def _entry(self, agent_id: str) -> SpanEntry:
         """The agent's open invocation, else the span that created it; an agent never

@@ -393,8 +393,7 @@ class LLMStream(Emitter):
                 self._end_span(entry, None, None, None)
         self._requests.clear()
         self._buffers.clear()
-        self._running = False
-        self._fire("stopped", None)
+        self._stopped()
 
     # -- internals ----------------------------------------------------------------------------
     def _close_tools(self, request_id: str) -> None:

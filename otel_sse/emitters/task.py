@@ -181,24 +181,16 @@ class TaskStream(Emitter):
 
     def stop(self) -> None:
         """Forget all state; tasks still open end without a seed event."""
-        for task_id in list(self._owned):
-            entry = REGISTRY.pop("task", task_id)
-            if entry is not None:
-                self._end_span(entry, None, None, None)
+        self._end_open_spans("task", self._owned)
         self._owned.clear()
         self._states.clear()
         self._progress.clear()
-        self._running = False
-        self._fire("stopped", None)
+        self._stopped()
 
     # -- internals ------------------------------------------------------------------------
     def _update(self, task_id: str, updates: Mapping[str, Any]) -> dict[str, Any]:
-        state = self._states.get(task_id)
-        if state is None:
-            state = {"taskId": task_id, "status": TaskStatus.PENDING.value}
-        state = {**state, **updates, "timestamp": now()}
-        self._states[task_id] = state
-        return state
+        return self._merge_state(self._states, "taskId", task_id, TaskStatus.PENDING.value,
+                                 updates)
 
     def _entry(self, task_id: str) -> SpanEntry:
         """The task's span; a task never announced gets one (without ``task:created``)
