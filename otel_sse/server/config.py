@@ -61,6 +61,9 @@ class ServerConfig:
     retry: int | None = None  # milliseconds; sent to clients as ``retry:`` when set
     backlog: int = 2048
     shutdown_timeout: float = 1.5
+    # Cleartext listeners: serve HTTP/1.1 event streams natively, proxy the rest to
+    # hypercorn (see otel_sse/server/front.py). Ignored with TLS (http2=True).
+    fast_http1: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -110,6 +113,7 @@ class ServerConfig:
             "max_clients": _env_number("MAX_CLIENTS", int),
             "history_size": _env_number("HISTORY_SIZE", int),
             "slow_client_policy": _env("SLOW_CLIENT_POLICY"),
+            "fast_http1": _env_bool("FAST_HTTP1"),
         }
         cors = _env("CORS_ORIGINS")
         if cors is not None:

@@ -22,6 +22,7 @@ from otel_sse.bus.log import EventLog, MemoryEventLog
 from otel_sse.errors import ServerError
 from otel_sse.server.app import SSEApp
 from otel_sse.server.config import ServerConfig
+from otel_sse.server.front import FrontDoor
 from otel_sse.wire.encoder import (
     check_field,
     dumps,
@@ -88,6 +89,7 @@ class SSEServer:
         self._loop_thread: int | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._maintenance: asyncio.Task[None] | None = None
+        self._front: FrontDoor | None = None
         self._shutdown = asyncio.Event()
         self._pending: deque[_Pending] = deque()
         self._pending_lock = threading.Lock()
@@ -133,6 +135,19 @@ class SSEServer:
             hyper.keyfile = config.key_path
             hyper.alpn_protocols = ["h2", "http/1.1"]
         sockets = self._bind()
+        app: Any = self._app
+        front: FrontDoor | None = None
+        if config.fast_http1 and not config.http2:
+            # The public sockets get the front door; hypercorn listens on loopback behind it.
+            internal = self._bind_internal()
+            front = FrontDoor(self._app, internal.getsockname()[:2], config.backlog)
+            try:
+                await front.listen(sockets)
+            except BaseException:
+                internal.close()
+                raise
+            app = front.wrap(self._app)
+            sockets = [internal]
         hyper.bind = [f"fd://{sock.detach()}" for sock in sockets]
         hyper.backlog = config.backlog
         # Every client may be a stream on one HTTP/2 connection.
@@ -148,8 +163,9 @@ class SSEServer:
         self._shutdown = asyncio.Event()
         self.stopping = False
         self._started_at = time.time()
+        self._front = front
         self._serve_task = asyncio.create_task(
-            serve(self._app, hyper, shutdown_trigger=self._shutdown.wait),  # type: ignore[arg-type]
+            serve(app, hyper, shutdown_trigger=self._shutdown.wait),
             name="otel-sse-hypercorn",
         )
         self._maintenance = asyncio.create_task(self._maintain(), name="otel-sse-keepalive")
@@ -158,6 +174,9 @@ class SSEServer:
         await asyncio.sleep(0)
         if self._serve_task.done():
             exc = self._serve_task.exception()
+            if front is not None:
+                self._front = None
+                await front.shutdown(0)
             raise ServerError(f"the server failed to start: {exc}") from exc
 
     def _check_tls_files(self) -> None:
@@ -209,6 +228,19 @@ class SSEServer:
         self._port = port
         return sockets
 
+    def _bind_internal(self) -> socket.socket:
+        """Hypercorn's listener behind the front door: loopback, any free port."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(self.config.backlog)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise ServerError(f"cannot open the internal listener: {exc}") from exc
+        return sock
+
     async def stop(self) -> None:
         """Send ``shutdown`` to every client, end their streams, stop within ~2 s."""
         task = self._serve_task
@@ -220,6 +252,9 @@ class SSEServer:
         # Hypercorn stops accepting and marks itself terminated first, so that each
         # connection closes itself (GOAWAY on HTTP/2) as soon as its stream ends.
         self._shutdown.set()
+        front = self._front
+        if front is not None:
+            front.close_listeners()
         frame = control_frame("shutdown", {"reason": "server stopping",
                                            "timestamp": iso_ms_now()})
         for sub in list(self.fanout.subscribers.values()):
@@ -232,6 +267,8 @@ class SSEServer:
         for sub in list(self.fanout.subscribers.values()):
             self.fanout.kill(sub, "stopped")
         remaining = max(0.05, self.config.shutdown_timeout - (time.monotonic() - started))
+        front_done = (asyncio.ensure_future(front.shutdown(remaining))
+                      if front is not None else None)
         done, _ = await asyncio.wait({task}, timeout=remaining)
         if not done:
             task.cancel()
@@ -239,6 +276,9 @@ class SSEServer:
                 await task
         elif not task.cancelled() and task.exception() is not None:
             logger.warning("hypercorn ended with an error: %r", task.exception())
+        if front_done is not None:
+            await front_done
+        self._front = None
         if self._maintenance is not None:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
