@@ -29,7 +29,7 @@ READ_BATCH = 512
 # Rounds that wake fewer readers than this are never paced: their cost is small.
 PACED_ROUND = 64
 # However costly a round, the next one starts within this many seconds (latency bound).
-MAX_PACE = 0.005
+MAX_PACE = 0.010
 
 
 class SlowClientPolicy(StrEnum):
