@@ -26,10 +26,14 @@ from otel_sse.wire.filters import EventFilter
 
 # The largest backlog taken in one read: bounds one write during a replay.
 READ_BATCH = 512
-# Rounds that wake fewer readers than this are never paced: their cost is small.
-PACED_ROUND = 64
+# Rounds that wake fewer readers than this are never paced: they are cheap, and
+# pacing them only turned a slow round now and then into a latency tail.
+PACED_ROUND = 256
 # However costly a round, the next one starts within this many seconds (latency bound).
-MAX_PACE = 0.010
+MAX_PACE = 0.015
+# Rounds cheaper than this are not paced: their writes cost little, and pacing
+# them would only add latency (a slow round now and then would delay the next).
+PACE_FROM = 0.003
 
 
 class SlowClientPolicy(StrEnum):
@@ -179,7 +183,8 @@ class Fanout:
         """
         assert self._loop is not None
         now = self._loop.time()
-        self._next_round = now + min(now - self._round_start, MAX_PACE)
+        cost = now - self._round_start
+        self._next_round = now + min(cost, MAX_PACE) if cost >= PACE_FROM else 0.0
 
     def _release(self, sub: Subscriber) -> None:
         sub.due = True
