@@ -20,6 +20,7 @@ from otel_sse.server.http import (
     Scope,
     Send,
     header,
+    is_stream_request,
     respond_json,
     respond_text,
 )
@@ -29,7 +30,6 @@ from otel_sse.wire.filters import EventFilter, FilterError, parse_filters
 if TYPE_CHECKING:
     from otel_sse.server.server import SSEServer
 
-STREAM_PATHS = frozenset({"/events", "/events/"})
 RETRY_AFTER_SECONDS = 5
 
 
@@ -78,7 +78,7 @@ class SSEApp:
             await respond_json(send, 200, self.server.health(), self._headers(scope))
             return
         accept = header(scope, b"accept") or ""
-        if path in STREAM_PATHS or (path == "/" and "text/event-stream" in accept):
+        if is_stream_request(path, accept):
             if method != "GET":
                 await self._not_allowed(scope, send, b"GET, OPTIONS")
                 return

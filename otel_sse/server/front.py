@@ -41,14 +41,13 @@ from urllib.parse import unquote
 
 import h11
 
-from otel_sse.server.http import Message, Receive, Scope, Send
+from otel_sse.server.http import Message, Receive, Scope, Send, is_stream_request
 
 logger = logging.getLogger("otel_sse.server")
 
 ASGIApp = Any  # Callable[[Scope, Receive, Send], Awaitable[None]]
 Address = tuple[str, int]
 
-STREAM_PATHS = frozenset({"/events", "/events/"})
 # A request head larger than this goes to hypercorn (which answers 431/400).
 HEAD_LIMIT = 16 * 1024
 # Bytes a client may send while its request is being answered (pipelining).
@@ -354,7 +353,7 @@ class FrontProtocol(asyncio.Protocol):
             path = unquote(raw_path.decode("ascii"))
         except UnicodeDecodeError:
             return None
-        if path not in STREAM_PATHS and not (path == "/" and b"text/event-stream" in accept):
+        if not is_stream_request(path, accept.decode("latin-1")):
             return None
         self.keep_alive = not _has_token(connection, b"close")
         return {

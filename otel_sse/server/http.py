@@ -19,6 +19,14 @@ STREAM_HEADERS: Headers = [
 ]
 
 
+STREAM_PATHS = frozenset({"/events", "/events/"})
+
+
+def is_stream_request(path: str, accept: str) -> bool:
+    """``/events``, or ``/`` asked for as ``text/event-stream`` (what EventSource sends)."""
+    return path in STREAM_PATHS or (path == "/" and "text/event-stream" in accept)
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
