@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypedDict
 
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
@@ -138,6 +138,14 @@ def _event_name(event_type: str) -> str:
         if len(_EVENT_NAMES) < 256:
             _EVENT_NAMES[event_type] = name
     return name
+
+
+class EmitterOptions(TypedDict, total=False):
+    """The keyword options every emitter takes, passed on to :class:`Emitter`."""
+
+    telemetry: Telemetry | None
+    capture_content: bool | str | None
+    redact_content: bool
 
 
 class Emitter:

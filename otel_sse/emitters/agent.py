@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from opentelemetry.trace import Link, SpanKind
 
 from otel_sse.emitters._core import (
     REGISTRY,
     Emitter,
+    EmitterOptions,
     SpanEntry,
     Spec,
     normalize,
@@ -30,7 +31,6 @@ from otel_sse.emitters._core import (
 from otel_sse.emitters.enums import AgentStatus, LogLevel
 from otel_sse.emitters.throttle import Coalescer
 from otel_sse.telemetry import attrs
-from otel_sse.telemetry.setup import Telemetry
 from otel_sse.wire.encoder import dumps
 
 HEALTH_SPEC: Spec = {"healthy": None, "score": None, "issues": None, "lastCheck": None}
@@ -54,13 +54,9 @@ class AgentStream(Emitter):
         include_metrics: bool = True,
         metrics_update_interval: float = 2.0,
         output_buffer_size: int = 100,
-        *,
-        telemetry: Telemetry | None = None,
-        capture_content: bool | str | None = None,
-        redact_content: bool = False,
+        **options: Unpack[EmitterOptions],
     ) -> None:
-        super().__init__(server, telemetry=telemetry, capture_content=capture_content,
-                         redact_content=redact_content)
+        super().__init__(server, **options)
         self.include_output = include_output
         self.include_logs = include_logs
         self.include_metrics = include_metrics

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from opentelemetry.trace import SpanKind
 
@@ -21,6 +21,7 @@ from otel_sse.emitters._core import (
     REDACTED,
     REGISTRY,
     Emitter,
+    EmitterOptions,
     Spec,
     normalize,
     now,
@@ -28,7 +29,6 @@ from otel_sse.emitters._core import (
     plain,
 )
 from otel_sse.telemetry import attrs
-from otel_sse.telemetry.setup import Telemetry
 from otel_sse.wire.encoder import dumps
 
 PARAMETERS_SPEC: Spec = {"temperature": None, "maxTokens": None, "topP": None, "topK": None,
@@ -90,12 +90,9 @@ class LLMStream(Emitter):
         *,
         export_tokens: bool | None = None,
         operation: str = "chat",
-        telemetry: Telemetry | None = None,
-        capture_content: bool | str | None = None,
-        redact_content: bool = False,
+        **options: Unpack[EmitterOptions],
     ) -> None:
-        super().__init__(server, telemetry=telemetry, capture_content=capture_content,
-                         redact_content=redact_content)
+        super().__init__(server, **options)
         self.include_tokens = include_tokens
         self.include_tool_calls = include_tool_calls
         self.include_usage = include_usage

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from opentelemetry.trace import SpanKind
 
 from otel_sse.emitters._core import (
     REGISTRY,
     Emitter,
+    EmitterOptions,
     SpanEntry,
     Spec,
     normalize,
@@ -27,7 +28,6 @@ from otel_sse.emitters._core import (
 from otel_sse.emitters.enums import TaskStatus
 from otel_sse.emitters.throttle import Coalescer
 from otel_sse.telemetry import attrs
-from otel_sse.telemetry.setup import Telemetry
 from otel_sse.wire.encoder import dumps
 
 PROGRESS_SPEC: Spec = {"percentage": None, "currentStep": None, "totalSteps": None,
@@ -55,13 +55,9 @@ class TaskStream(Emitter):
         include_intermediate_results: bool = True,
         include_metrics: bool = True,
         progress_update_interval: float = 1.0,
-        *,
-        telemetry: Telemetry | None = None,
-        capture_content: bool | str | None = None,
-        redact_content: bool = False,
+        **options: Unpack[EmitterOptions],
     ) -> None:
-        super().__init__(server, telemetry=telemetry, capture_content=capture_content,
-                         redact_content=redact_content)
+        super().__init__(server, **options)
         self.include_progress = include_progress
         self.include_intermediate_results = include_intermediate_results
         self.include_metrics = include_metrics

@@ -22,6 +22,10 @@ puts the real client (and public server) address back into the scope.
 
 TLS listeners (``http2=True`` with a certificate) are not fronted: hypercorn
 serves them entirely, as it does with ``fast_http1=False``.
+
+The native ``receive``/``send`` live in :mod:`otel_sse.server.native`, the byte pipe
+to hypercorn in :mod:`otel_sse.server.proxy`, shared transport helpers in
+:mod:`otel_sse.server.transport`.
 """
 
 from __future__ import annotations
@@ -31,61 +35,39 @@ import contextlib
 import logging
 import re
 import socket
-import struct
-import time
 from collections.abc import Iterable
-from email.utils import formatdate
-from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote
 
 import h11
 
-from otel_sse.server.http import Message, Receive, Scope, Send, is_stream_request
+from otel_sse.server.http import Receive, Scope, Send, is_stream_request
+from otel_sse.server.native import NativeResponse
+from otel_sse.server.proxy import Upstream, connect
+from otel_sse.server.transport import HIGH_WATER, Address, address, linger_zero, pause, resume
+
+__all__ = ["HIGH_WATER", "FrontDoor", "FrontProtocol"]
 
 logger = logging.getLogger("otel_sse.server")
 
 ASGIApp = Any  # Callable[[Scope, Receive, Send], Awaitable[None]]
-Address = tuple[str, int]
 
 # A request head larger than this goes to hypercorn (which answers 431/400).
 HEAD_LIMIT = 16 * 1024
 # Bytes a client may send while its request is being answered (pipelining).
 PENDING_LIMIT = 16 * 1024
-# The write buffer above which ``send`` waits (and a proxy stops reading the other side).
-HIGH_WATER = 64 * 1024
-SERVER_HEADER = b"otel-sse"
 # A connection without a complete request head for this long is closed (hypercorn's
 # keep_alive_timeout does the same for the connections it serves).
 IDLE_TIMEOUT = 5.0
 
 _HEAD_END = re.compile(rb"\n\r?\n")
 _GET = b"GET "
-_BAD_HEADER_BYTES = re.compile(rb"[\r\n\x00]")
 
 # States of a front connection.
 _HEAD = 0  # reading a request head
 _APP = 1  # the app is answering a request
 _PROXY = 2  # a byte pipe to hypercorn
 _CLOSED = 3
-
-_date_cache: tuple[int, bytes] = (0, b"")
-
-
-def _date_header() -> bytes:
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True).encode("ascii"))
-    return _date_cache[1]
-
-
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
-
 
 def _has_token(values: Iterable[bytes], token: bytes) -> bool:
     return any(token in (part.strip().lower() for part in value.split(b",")) for value in values)
@@ -166,7 +148,7 @@ class FrontDoor:
         self.servers.clear()
 
 
-class FrontProtocol(asyncio.Protocol):
+class FrontProtocol(NativeResponse, asyncio.Protocol):
     """One client connection: native stream requests, or a pipe to hypercorn."""
 
     def __init__(self, door: FrontDoor) -> None:
@@ -191,7 +173,7 @@ class FrontProtocol(asyncio.Protocol):
         self.chunked = False
         self.done = False
         # Proxy mode.
-        self.upstream: _Upstream | None = None
+        self.upstream: Upstream | None = None
         self.connect_task: asyncio.Task[None] | None = None
 
     # -- asyncio callbacks ------------------------------------------------------
@@ -200,8 +182,8 @@ class FrontProtocol(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.transport = transport
         transport.set_write_buffer_limits(high=HIGH_WATER)
-        self.client = _address(transport.get_extra_info("peername"))
-        self.server = _address(transport.get_extra_info("sockname"))
+        self.client = address(transport.get_extra_info("peername"))
+        self.server = address(transport.get_extra_info("sockname"))
         self.door.connections.add(self)
         if not self.door.accepting:
             transport.close()
@@ -260,14 +242,14 @@ class FrontProtocol(asyncio.Protocol):
         self.paused = True
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None:
-            _pause(upstream.transport)
+            pause(upstream.transport)
 
     def resume_writing(self) -> None:
         self.paused = False
         self._wake_writer()
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None:
-            _resume(upstream.transport)
+            resume(upstream.transport)
 
     # -- shutdown ---------------------------------------------------------------
 
@@ -398,7 +380,7 @@ class FrontProtocol(asyncio.Protocol):
         if not self.done:
             # A truncated response: reset, so that the client cannot take it as whole
             # and the kernel drops what a stalled client left unread.
-            _linger_zero(transport)
+            linger_zero(transport)
             transport.abort()
         elif self.keep_alive and self.door.accepting and not self.eof:
             self.state = _HEAD
@@ -407,97 +389,6 @@ class FrontProtocol(asyncio.Protocol):
         else:
             self.state = _HEAD
             transport.close()
-
-    async def _respond_500(self) -> None:
-        body = b"internal server error\n"
-        self.keep_alive = False
-        await self.send({"type": "http.response.start", "status": 500, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode())]})
-        await self.send({"type": "http.response.body", "body": body, "more_body": False})
-
-    # -- ASGI -------------------------------------------------------------------
-
-    async def receive(self) -> Message:
-        if not self.request_read:
-            self.request_read = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        if self.disconnected is None:
-            self.disconnected = self.loop.create_future()
-            if self.transport is None or self.eof:
-                self.disconnected.set_result(None)
-        await self.disconnected
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: Message) -> None:
-        kind = message["type"]
-        transport = self.transport
-        if kind == "http.response.body":
-            if not self.started:
-                raise RuntimeError("http.response.body before http.response.start")
-            if self.done or transport is None or transport.is_closing():
-                return  # the client is gone; the app hears it through receive()
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
-            if self.chunked:
-                data = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
-                if not more:
-                    data += b"0\r\n\r\n"
-            else:
-                data = bytes(body)
-            if data:
-                transport.write(data)
-            if not more:
-                self.done = True
-            elif self.paused:
-                await self._drain()
-        elif kind == "http.response.start":
-            if self.started:
-                raise RuntimeError("http.response.start sent twice")
-            self.started = True
-            if transport is None or transport.is_closing():
-                return
-            transport.write(self._response_head(message))
-        else:
-            raise ValueError(f"unexpected ASGI message type {kind!r}")
-
-    def _response_head(self, message: Message) -> bytes:
-        status = int(message["status"])
-        lines = [b"HTTP/1.1 %d %b\r\n" % (status, _reason(status))]
-        has_length = False
-        for name, value in message.get("headers", ()):
-            name, value = bytes(name), bytes(value)
-            lowered = name.lower()
-            if lowered == b"content-length":
-                has_length = True
-            elif lowered in (b"transfer-encoding", b"connection", b"date", b"server"):
-                continue  # framing and these are ours
-            if _BAD_HEADER_BYTES.search(name) or _BAD_HEADER_BYTES.search(value):
-                raise ValueError(f"invalid response header {name!r}: {value!r}")
-            lines.append(b"%b: %b\r\n" % (name, value))
-        bodiless = status < 200 or status in (204, 304)
-        self.chunked = not has_length and not bodiless
-        if self.chunked:
-            lines.append(b"transfer-encoding: chunked\r\n")
-        if not self.keep_alive or not self.door.accepting:
-            self.keep_alive = False
-            lines.append(b"connection: close\r\n")
-        lines.append(b"date: %b\r\nserver: %b\r\n\r\n" % (_date_header(), SERVER_HEADER))
-        return b"".join(lines)
-
-    async def _drain(self) -> None:
-        while self.paused and self.transport is not None:
-            waiter = self.loop.create_future()
-            self.drain_waiter = waiter
-            try:
-                await waiter
-            finally:
-                self.drain_waiter = None
-
-    def _wake_writer(self) -> None:
-        waiter = self.drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def _disconnect(self) -> None:
         if self.disconnected is None:
@@ -515,108 +406,5 @@ class FrontProtocol(asyncio.Protocol):
         self._busy()
         self.door.stats["proxied"] += 1
         assert self.transport is not None
-        _pause(self.transport)  # until hypercorn has accepted
-        self.connect_task = self.loop.create_task(self._connect(), name="otel-sse-front-proxy")
-
-    async def _connect(self) -> None:
-        try:
-            transport, upstream = await self.loop.create_connection(
-                lambda: _Upstream(self), *self.door.upstream)
-        except OSError as exc:
-            # Expected while stopping (hypercorn stops accepting first), not otherwise.
-            log = logger.warning if self.door.accepting else logger.debug
-            log("cannot reach the internal HTTP listener: %r", exc)
-            self.abort()
-            return
-        finally:
-            self.connect_task = None
-        if self.transport is None:  # the client left meanwhile
-            transport.close()
-            return
-        if self.buffer:
-            transport.write(bytes(self.buffer))
-            self.buffer.clear()
-        if self.eof and transport.can_write_eof():
-            transport.write_eof()
-        if self.paused:
-            _pause(transport)
-        if not upstream.paused:
-            _resume(self.transport)
-
-
-class _Upstream(asyncio.Protocol):
-    """The proxy's side towards hypercorn."""
-
-    def __init__(self, front: FrontProtocol) -> None:
-        self.front = front
-        self.transport: asyncio.Transport | None = None
-        self.paused = False
-        self.eof = False
-        self.key: Address | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=HIGH_WATER)
-        front = self.front
-        front.upstream = self
-        self.key = _address(transport.get_extra_info("sockname"))
-        if self.key is not None:
-            front.door.peers[self.key] = (front.client, front.server)
-
-    def data_received(self, data: bytes) -> None:
-        client = self.front.transport
-        if client is not None:
-            client.write(data)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        client = self.front.transport
-        if client is None or self.front.eof:
-            return False
-        if client.can_write_eof():
-            client.write_eof()
-            return True
-        client.close()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        if self.key is not None:
-            self.front.door.peers.pop(self.key, None)
-        client = self.front.transport
-        if client is not None:
-            client.close()
-
-    def pause_writing(self) -> None:
-        self.paused = True
-        if self.front.transport is not None:
-            _pause(self.front.transport)
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        if self.front.transport is not None:
-            _resume(self.front.transport)
-
-
-def _pause(transport: asyncio.Transport) -> None:
-    if not transport.is_closing() and transport.is_reading():
-        transport.pause_reading()
-
-
-def _resume(transport: asyncio.Transport) -> None:
-    if not transport.is_closing() and not transport.is_reading():
-        transport.resume_reading()
-
-
-def _linger_zero(transport: asyncio.Transport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError, AttributeError, TypeError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-
-
-def _address(value: object) -> Address | None:
-    if isinstance(value, tuple) and len(value) >= 2:
-        return (str(value[0]), int(value[1]))
-    return None
+        pause(self.transport)  # until hypercorn has accepted
+        self.connect_task = self.loop.create_task(connect(self), name="otel-sse-front-proxy")

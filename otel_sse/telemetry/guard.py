@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -103,23 +103,33 @@ class _Quiet:
         _quiet.active = False
 
 
+_Result = TypeVar("_Result", SpanExportResult, LogRecordExportResult, MetricExportResult)
+
+
+def _guarded_export(health: ExportHealth, results: type[_Result],
+                    export: Callable[[], _Result]) -> _Result:
+    """Run ``export`` quietly; report the outcome to ``health``; never raise."""
+    try:
+        with _Quiet():
+            result = export()
+    except Exception as exc:
+        health.fail(f"{type(exc).__name__}: {exc}")
+        return results.FAILURE
+    if result is results.SUCCESS:
+        health.ok()
+    else:
+        health.fail("the exporter reported failure")
+    return result
+
+
 class GuardedSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, health: ExportHealth) -> None:
         self.inner = inner
         self.health = health
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            with _Quiet():
-                result = self.inner.export(spans)
-        except Exception as exc:
-            self.health.fail(f"{type(exc).__name__}: {exc}")
-            return SpanExportResult.FAILURE
-        if result is SpanExportResult.SUCCESS:
-            self.health.ok()
-        else:
-            self.health.fail("the exporter reported failure")
-        return result
+        return _guarded_export(self.health, SpanExportResult,
+                               lambda: self.inner.export(spans))
 
     def shutdown(self) -> None:
         with _Quiet():
@@ -135,17 +145,8 @@ class GuardedLogExporter(LogRecordExporter):
         self.health = health
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        try:
-            with _Quiet():
-                result = self.inner.export(batch)
-        except Exception as exc:
-            self.health.fail(f"{type(exc).__name__}: {exc}")
-            return LogRecordExportResult.FAILURE
-        if result is LogRecordExportResult.SUCCESS:
-            self.health.ok()
-        else:
-            self.health.fail("the exporter reported failure")
-        return result
+        return _guarded_export(self.health, LogRecordExportResult,
+                               lambda: self.inner.export(batch))
 
     def shutdown(self) -> None:
         with _Quiet():
@@ -166,17 +167,9 @@ class GuardedMetricExporter(MetricExporter):
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
                **kwargs: Any) -> MetricExportResult:
-        try:
-            with _Quiet():
-                result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:
-            self.health.fail(f"{type(exc).__name__}: {exc}")
-            return MetricExportResult.FAILURE
-        if result is MetricExportResult.SUCCESS:
-            self.health.ok()
-        else:
-            self.health.fail("the exporter reported failure")
-        return result
+        return _guarded_export(
+            self.health, MetricExportResult,
+            lambda: self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs))
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self.inner.force_flush(timeout_millis)
