@@ -18,7 +18,6 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from otel_sse.processors.bridge import SSEBridge, set_live
-from otel_sse.processors.convert import iso_ms_ns
 from otel_sse.processors.model import LiveEvent, OtelSSELogRecord
 from otel_sse.telemetry import attrs
 from otel_sse.telemetry.config import parse_capture
@@ -325,12 +324,6 @@ class Emitter:
         if bridge is not None:
             bridge.submit_live(LiveEvent(event_type, data, entry.trace_id, entry.span_id,
                                          entry.parent_id, time.time_ns()))
-
-
-def now_iso() -> str:
-    """``iso_ms(datetime.now(UTC))``, without ``strftime`` on every call (both floor
-    the system clock: to microseconds, then to milliseconds)."""
-    return iso_ms_ns(time.time_ns())
 
 
 def now() -> datetime:

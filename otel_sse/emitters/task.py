@@ -21,14 +21,13 @@ from otel_sse.emitters._core import (
     Spec,
     normalize,
     now,
-    now_iso,
     one_dict_or_kwargs,
     state_payload,
 )
 from otel_sse.emitters.enums import TaskStatus
 from otel_sse.emitters.throttle import Coalescer
 from otel_sse.telemetry import attrs
-from otel_sse.wire.encoder import dumps
+from otel_sse.wire.encoder import dumps, iso_ms_now
 
 PROGRESS_SPEC: Spec = {"percentage": None, "currentStep": None, "totalSteps": None,
                        "currentStepNumber": None, "estimatedTimeRemaining": None}
@@ -127,7 +126,7 @@ class TaskStream(Emitter):
         # normalize builds a new dict: no need to copy the arguments first.
         values = normalize(progress if progress is not None else fields,
                            PROGRESS_SPEC, "emit_progress")
-        data = {"taskId": task_id, **values, "timestamp": now_iso()}
+        data = {"taskId": task_id, **values, "timestamp": iso_ms_now()}
         self._update(task_id, {"progress": data})
         self._progress.submit(task_id, data)
 

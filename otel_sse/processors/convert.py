@@ -7,13 +7,12 @@ thread that made the telemetry.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from otel_sse.processors.model import LiveEvent, LogRecordData, SpanRecord
 from otel_sse.telemetry import attrs
+from otel_sse.wire.encoder import iso_ms_ns, iso_us
 
 Event = tuple[str, dict[str, Any]]
 
@@ -27,50 +26,6 @@ def trace_hex(trace_id: int | None) -> str | None:
 
 def span_hex(span_id: int | None) -> str | None:
     return f"{span_id:016x}" if span_id else None
-
-
-# Both formatters run for every streamed event; ``strftime`` is most of their
-# cost, and the date-and-second part changes once a second: it is cached (one
-# entry, swapped as a tuple so any thread may call these).
-_iso_second: tuple[int, str] = (-1, "")
-
-
-def _second_prefix(seconds: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` for a whole Unix second, cached."""
-    global _iso_second
-    cached = _iso_second
-    if cached[0] == seconds:
-        return cached[1]
-    prefix = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    _iso_second = (seconds, prefix)
-    return prefix
-
-
-def iso_us(time_ns: int | None) -> str | None:
-    """ISO 8601 UTC with microseconds (generic events, section 5).
-
-    Same result as ``datetime.fromtimestamp(time_ns / 1e9, UTC)`` formatted with
-    ``%f``, including its rounding: the float seconds' fraction is rounded half
-    to even to microseconds, exactly as ``fromtimestamp`` does.
-    """
-    if time_ns is None:
-        return None
-    frac, whole = math.modf(time_ns / 1e9)
-    micros = round(frac * 1e6)
-    seconds = int(whole)
-    if micros >= 1_000_000:
-        seconds += 1
-        micros -= 1_000_000
-    elif micros < 0:
-        seconds -= 1
-        micros += 1_000_000
-    return f"{_second_prefix(seconds)}.{micros:06d}Z"
-
-
-def iso_ms_ns(time_ns: int) -> str:
-    """ISO 8601 UTC with milliseconds (the seed's ``timestamp``)."""
-    seconds, rest = divmod(time_ns, 1_000_000_000)
-    return f"{_second_prefix(seconds)}.{rest // 1_000_000:03d}Z"
 
 
 def _payload(raw: Any) -> dict[str, Any]:

@@ -7,7 +7,9 @@ server shares those bytes among all the clients that receive the event.
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -33,13 +35,59 @@ def iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+# Both formatters run for every streamed event; ``strftime`` is most of their
+# cost, and the date-and-second part changes once a second: it is cached (one
+# entry, swapped as a tuple so any thread may call these).
+_iso_second: tuple[int, str] = (-1, "")
+
+
+def _second_prefix(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` for a whole Unix second, cached."""
+    global _iso_second
+    cached = _iso_second
+    if cached[0] == seconds:
+        return cached[1]
+    prefix = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    _iso_second = (seconds, prefix)
+    return prefix
+
+
+def iso_us(time_ns: int | None) -> str | None:
+    """ISO 8601 UTC with microseconds (generic events, section 5).
+
+    Same result as ``datetime.fromtimestamp(time_ns / 1e9, UTC)`` formatted with
+    ``%f``, including its rounding: the float seconds' fraction is rounded half
+    to even to microseconds, exactly as ``fromtimestamp`` does.
+    """
+    if time_ns is None:
+        return None
+    frac, whole = math.modf(time_ns / 1e9)
+    micros = round(frac * 1e6)
+    seconds = int(whole)
+    if micros >= 1_000_000:
+        seconds += 1
+        micros -= 1_000_000
+    elif micros < 0:
+        seconds -= 1
+        micros += 1_000_000
+    return f"{_second_prefix(seconds)}.{micros:06d}Z"
+
+
+def iso_ms_ns(time_ns: int) -> str:
+    """ISO 8601 UTC with milliseconds (the seed's ``timestamp``)."""
+    seconds, rest = divmod(time_ns, 1_000_000_000)
+    return f"{_second_prefix(seconds)}.{rest // 1_000_000:03d}Z"
+
+
 def iso_ms_from_epoch(seconds: float) -> str:
     """``iso_ms`` for a Unix time in seconds."""
     return iso_ms(datetime.fromtimestamp(seconds, UTC))
 
 
 def iso_ms_now() -> str:
-    return iso_ms(datetime.now(UTC))
+    """``iso_ms(datetime.now(UTC))`` without ``strftime`` on every call (both floor
+    the system clock to milliseconds)."""
+    return iso_ms_ns(time.time_ns())
 
 
 def _json_default(value: Any) -> Any:
