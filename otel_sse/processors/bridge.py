@@ -68,10 +68,6 @@ def set_live(live: Mapping[str, Any] | None) -> None:
     _live.value = live
 
 
-def _current_live() -> Mapping[str, Any] | None:
-    return _live.value
-
-
 class SSEBridge:
     """A bounded queue from telemetry hooks to one sink (the SSE server).
 
