@@ -119,6 +119,7 @@ class Fanout:
         self._next_round = 0.0
         self._round_start = 0.0
         self._filtered: dict[str, Subscriber] = {}
+        self._recipients: dict[str, int] = {}
         self._behind: set[Subscriber] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.slow_disconnects = 0
@@ -149,9 +150,16 @@ class Fanout:
             loop.call_at(self._next_round, self._wake)
 
     def recipients(self, event_type: str) -> int:
-        filtered = list(self._filtered.values())
-        return (len(self.subscribers) - len(filtered)
-                + sum(1 for sub in filtered if sub.filter(event_type)))
+        """How many subscribers take this event type (memoised until one joins or leaves:
+        it is asked on every publish, and event types are few)."""
+        count = self._recipients.get(event_type)
+        if count is None:
+            filtered = list(self._filtered.values())
+            count = (len(self.subscribers) - len(filtered)
+                     + sum(1 for sub in filtered if sub.filter(event_type)))
+            if len(self._recipients) < 4096:
+                self._recipients[event_type] = count
+        return count
 
     def _wake(self) -> None:
         """One write round: every waiting reader with something due collects once."""
@@ -196,11 +204,13 @@ class Fanout:
     # -- subscribers --------------------------------------------------------
 
     def add(self, sub: Subscriber) -> None:
+        self._recipients = {}
         self.subscribers[sub.client_id] = sub
         if not sub.filter.matches_all:
             self._filtered[sub.client_id] = sub
 
     def remove(self, sub: Subscriber) -> None:
+        self._recipients = {}
         self.subscribers.pop(sub.client_id, None)
         self._filtered.pop(sub.client_id, None)
         self._waiting.discard(sub)
