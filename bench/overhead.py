@@ -219,7 +219,7 @@ def calling_thread_costs(reps: int, n: int) -> list[Costs]:
         # the deque forgets the oldest items instead of keeping them for a loop that
         # never runs: holding thousands of spans would cost the thread in memory and GC,
         # which is not the hooks' cost.
-        bridge._queue = deque(maxlen=1024)
+        bridge._queue = deque(maxlen=2048)  # 1,024 items of two slots
         bridge._max = 1 << 62
 
         ours = plain_handle()

@@ -132,3 +132,56 @@ async def test_flush_from_another_thread_waits_for_the_loop() -> None:
 
     await asyncio.to_thread(work)
     assert done.is_set() and len(sink.events) == 200
+
+
+async def test_span_started_shows_the_attributes_the_span_started_with() -> None:
+    sink = ListSink()
+    tp, _ = _providers(SSEBridge(sink))
+    span = tp.get_tracer("t").start_span("op", attributes={"at.start": 1})
+    span.set_attribute("later", "x")  # before the loop has converted the start
+    span.end()
+    await settle()
+    assert sink.of("span:started")[0]["attributes"] == {"at.start": 1}
+    assert sink.of("span:ended")[0]["attributes"] == {"at.start": 1, "later": "x"}
+
+
+async def test_a_backlog_goes_out_in_slices_a_small_client_queue_can_take() -> None:
+    # A server whose clients may fall only 40 events behind must not get a
+    # backlog of thousands in one loop callback: its writers could not run.
+    class SmallQueueSink(ListSink):
+        class config:  # stands in for ServerConfig
+            client_queue_size = 40
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.tick = 0
+            self.per_tick: dict[int, int] = {}
+
+        def publish(self, event_type: str, data: Any) -> int:
+            self.per_tick[self.tick] = self.per_tick.get(self.tick, 0) + 1
+            return super().publish(event_type, data)
+
+    sink = SmallQueueSink()
+    loop = sink.loop
+    sink.loop = None  # type: ignore[assignment]  # held up: the backlog builds
+    bridge = SSEBridge(sink)
+    tp, _ = _providers(bridge)
+    for i in range(300):
+        tp.get_tracer("t").start_span(f"s{i}").end()
+    assert bridge.pending == 600
+    stop = False
+
+    async def ticker() -> None:
+        while not stop:
+            sink.tick += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    sink.loop = loop
+    tp.get_tracer("t").start_span("last").end()
+    assert await bridge.wait_idle(5)
+    stop = True
+    await task
+    assert len(sink.events) == 602
+    assert max(sink.per_tick.values()) <= 10  # a quarter of 40
+    assert len(sink.per_tick) >= 60

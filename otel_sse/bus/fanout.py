@@ -318,21 +318,24 @@ class Fanout:
                 frames.append(self._gap_frame(sub, cursor, missed))
                 cursor += missed
 
-        events = history.after(cursor, READ_BATCH)
+        first, stop = history.window(cursor, READ_BATCH)
+        chunk = history.frames(first, stop)
         flt = sub.filter
         if not direct and flt.matches_all:
-            frames.extend([event.frame for event in events])
-            sent = len(events)
+            frames += chunk
+            sent = len(chunk)
         else:
             sent = 0
-            for event in events:
-                while direct and direct[0][0] < event.seq:
+            seq = first
+            for event_type, frame in zip(history.types(first, stop), chunk, strict=True):
+                while direct and direct[0][0] < seq:
                     frames.append(direct.popleft()[1])
-                if flt(event.type):
-                    frames.append(event.frame)
+                if flt(event_type):
+                    frames.append(frame)
                     sent += 1
-        if events:
-            cursor = events[-1].seq
+                seq += 1
+        if chunk:
+            cursor = stop
         while direct and direct[0][0] <= cursor:
             frames.append(direct.popleft()[1])
         sub.cursor = cursor

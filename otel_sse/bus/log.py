@@ -11,14 +11,16 @@ from typing import Protocol
 
 from otel_sse.bus.history import History, StoredEvent
 from otel_sse.bus.ids import EventId, format_id, new_run_id
-from otel_sse.wire.encoder import encode_event
+from otel_sse.wire.encoder import encode_checked, encode_event
 
 
 class EventLog(Protocol):
     run_id: str
     history: History
 
-    def append(self, event_type: str, data: str, retry: int | None = None) -> StoredEvent: ...
+    def append(self, event_type: str, data: str, retry: int | None = None) -> StoredEvent:
+        """Store one event; ``event_type`` must already be checked (``check_field``)."""
+        ...
 
     def resolve(self, event_id: EventId | None) -> int | None:
         """The sequence number to resume after, or None when the id is not from this log."""
@@ -36,8 +38,11 @@ class MemoryEventLog:
     def append(self, event_type: str, data: str, retry: int | None = None) -> StoredEvent:
         seq = self.history.last_seq + 1
         event_id = format_id(self.run_id, seq)
-        event = StoredEvent(seq, event_id, event_type, data,
-                            encode_event(data, event_type, event_id, retry))
+        # The type was checked when it was published and the id is ours: only the
+        # data may still need splitting into lines.
+        frame = (encode_checked(event_id, event_type, data) if retry is None
+                 else encode_event(data, event_type, event_id, retry))
+        event = StoredEvent(seq, event_id, event_type, frame)
         self.history.append(event)
         return event
 

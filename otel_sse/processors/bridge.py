@@ -30,7 +30,13 @@ from otel_sse.processors.convert import (
     span_ended_events,
     span_started_events,
 )
-from otel_sse.processors.model import LiveEvent, log_from_sdk, span_from_sdk
+from otel_sse.processors.model import (
+    LiveEvent,
+    log_from_sdk,
+    span_from_sdk,
+    span_from_started,
+    started_snapshot,
+)
 from otel_sse.processors.sink import sink_loop
 
 _log = logging.getLogger(__name__)
@@ -50,7 +56,17 @@ _REARM_SPANS_SECONDS = 0.025
 # server's writers send each slice before the next: a whole backlog published
 # in one callback would put every subscriber further behind than the server's
 # slow-client limit (``client_queue_size``, 2,000 by default) and get it cut off.
+# An item makes at most about two events; a slice stays under a quarter of the
+# limit when the server sets a smaller one.
 _BATCH = 256
+_MIN_BATCH = 8
+
+
+def _slice_for(sink: Any) -> int:
+    limit = getattr(getattr(sink, "config", None), "client_queue_size", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return _BATCH
+    return max(_MIN_BATCH, min(_BATCH, limit // 8))
 
 # Live-only payload fields for the span being started or ended on this
 # thread. The emitter sets them around ``start_span`` / ``end`` because the
@@ -76,7 +92,7 @@ class SSEBridge:
     that failed to convert or publish.
     """
 
-    __slots__ = ("_closed", "_draining", "_max", "_publish", "_queue", "_saw_live",
+    __slots__ = ("_batch", "_closed", "_draining", "_max", "_publish", "_queue", "_saw_live",
                  "_scheduled", "dropped", "errors", "published", "sink", "submitted")
 
     def __init__(self, sink: Any, max_queue: int = 65536) -> None:
@@ -89,8 +105,15 @@ class SSEBridge:
                 return int(broadcast({"event": event_type, "data": data}))
 
         self._publish: Callable[[str, Mapping[str, Any]], Any] = publish
-        self._queue: deque[tuple[int, Any, Any]] = deque()
-        self._max = max_queue
+        # Two slots per item, appended together by one ``extend`` (atomic under the
+        # GIL, so producers on several threads cannot interleave them): a head (the
+        # item's code, or ``(code, live fields)`` when there are any) and the object.
+        # No tuple per item outlives the hook: a tracked container per queued span
+        # made every garbage collection on the application's threads walk the
+        # queue, which cost more than the hooks' own code.
+        self._queue: deque[Any] = deque()
+        self._max = max_queue * 2
+        self._batch = _slice_for(sink)
         self._scheduled = False
         self._draining = False
         self._saw_live = False
@@ -110,7 +133,7 @@ class SSEBridge:
             if not self._scheduled:  # full because nothing drained yet (sink just started)
                 self._wake()
             return
-        queue.append((code, obj, extra))
+        queue.extend((code if extra is None else (code, extra), obj))
         self.submitted += 1
         if not self._scheduled:
             self._wake()
@@ -130,15 +153,15 @@ class SSEBridge:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._queue) // 2
 
     def stats(self) -> dict[str, int]:
         return {"submitted": self.submitted, "published": self.published,
-                "dropped": self.dropped, "errors": self.errors, "pending": len(self._queue)}
+                "dropped": self.dropped, "errors": self.errors, "pending": self.pending}
 
     # -- the sink's loop ----------------------------------------------------
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        done = self._drain_some(_BATCH)
+        done = self._drain_some(self._batch)
         if self._queue:
             loop.call_soon(self._drain, loop)
         elif done:
@@ -162,13 +185,15 @@ class SSEBridge:
         # Publishing is our own I/O: nothing it triggers should be traced.
         token = attach(set_value(_SUPPRESS_KEY, True))
         try:
+            pop = queue.popleft
             while queue and done < limit:
-                item = queue.popleft()
+                head = pop()
+                obj = pop()
                 done += 1
-                if item[0] == _LIVE:
+                if head == _LIVE:
                     self._saw_live = True
                 try:
-                    for event_type, data in self._convert(item):
+                    for event_type, data in self._convert(head, obj):
                         self._publish(event_type, data)
                         self.published += 1
                 except Exception:
@@ -181,12 +206,15 @@ class SSEBridge:
         return done
 
     @staticmethod
-    def _convert(item: tuple[int, Any, Any]) -> list[Event]:
-        code, obj, extra = item
+    def _convert(head: int | tuple[int, Mapping[str, Any]], obj: Any) -> list[Event]:
+        if isinstance(head, int):
+            code, extra = head, None
+        else:
+            code, extra = head
         if code == _LIVE:  # the most frequent (tokens)
             return live_events(obj)
         if code == _START:
-            return span_started_events(span_from_sdk(obj, False, extra))
+            return span_started_events(span_from_started(obj, extra))
         if code == _END:
             return span_ended_events(span_from_sdk(obj, True, extra))
         return log_events(log_from_sdk(obj))
@@ -200,7 +228,7 @@ class SSEBridge:
             return not self._queue
         if _on_loop(loop):
             while self._queue:
-                self._drain_some(_BATCH)
+                self._drain_some(self._batch)
             return True
         if self._queue and not self._scheduled:
             self._wake()
@@ -243,10 +271,11 @@ class SSESpanProcessor(SpanProcessor):
         bridge = self.bridge
         try:
             queue = bridge._queue
+            live = _live.value
             if bridge._closed or len(queue) >= bridge._max:
-                bridge.submit(_START, span, _live.value)
+                bridge.submit(_START, started_snapshot(span), live)
                 return
-            queue.append((_START, span, _live.value))
+            queue.extend((_START if live is None else (_START, live), started_snapshot(span)))
             bridge.submitted += 1
             if not bridge._scheduled:
                 bridge._wake()
@@ -257,10 +286,11 @@ class SSESpanProcessor(SpanProcessor):
         bridge = self.bridge
         try:
             queue = bridge._queue
+            live = _live.value
             if bridge._closed or len(queue) >= bridge._max:
-                bridge.submit(_END, span, _live.value)
+                bridge.submit(_END, span, live)
                 return
-            queue.append((_END, span, _live.value))
+            queue.extend((_END if live is None else (_END, live), span))
             bridge.submitted += 1
             if not bridge._scheduled:
                 bridge._wake()
@@ -288,7 +318,7 @@ class SSELogRecordProcessor(LogRecordProcessor):
             if bridge._closed or len(queue) >= bridge._max:
                 bridge.submit(_LOG, log_record)
                 return
-            queue.append((_LOG, log_record, None))
+            queue.extend((_LOG, log_record))
             bridge.submitted += 1
             if not bridge._scheduled:
                 bridge._wake()

@@ -42,64 +42,66 @@ def _payload(raw: Any) -> dict[str, Any]:
 
 def _seed(payload: dict[str, Any], live: Mapping[str, Any] | None, time_ns: int,
           trace_id: int | None, span_id: int | None, parent: int | None) -> dict[str, Any]:
+    return _seed_hex(payload, live, time_ns, trace_hex(trace_id), span_hex(span_id),
+                     span_hex(parent))
+
+
+def _seed_hex(payload: dict[str, Any], live: Mapping[str, Any] | None, time_ns: int,
+              trace: str | None, span: str | None, parent: str | None) -> dict[str, Any]:
     if live:
         payload.update(live)
     if "timestamp" not in payload:
         payload["timestamp"] = iso_ms_ns(time_ns)
-    payload["traceId"] = trace_hex(trace_id)
-    payload["spanId"] = span_hex(span_id)
-    payload["parentSpanId"] = span_hex(parent)
+    payload["traceId"] = trace
+    payload["spanId"] = span
+    payload["parentSpanId"] = parent
     return payload
-
-
-def _generic_span(span: SpanRecord) -> dict[str, Any]:
-    return {
-        "traceId": trace_hex(span.trace_id),
-        "spanId": span_hex(span.span_id),
-        "parentSpanId": span_hex(span.parent_span_id),
-        "name": span.name,
-        "kind": span.kind,
-        "serviceName": span.service_name,
-        "attributes": span.attributes,
-        "startTime": iso_us(span.start_time_ns),
-        "timestamp": iso_ms_ns(span.start_time_ns),
-    }
 
 
 def span_started_events(span: SpanRecord) -> list[Event]:
     """``task:created`` / ``agent:started`` / ``llm:request:started`` ... and ``span:started``."""
-    out: list[Event] = []
-    event_type = span.attributes.get(attrs.EVENT)
-    if isinstance(event_type, str) and event_type:
-        data = _seed(_payload(span.attributes.get(attrs.PAYLOAD)), span.live, span.start_time_ns,
-                     span.trace_id, span.span_id, span.parent_span_id)
-        out.append((event_type, data))
-    out.append(("span:started", _generic_span(span)))
-    return out
+    trace, span_id, parent = (trace_hex(span.trace_id), span_hex(span.span_id),
+                              span_hex(span.parent_span_id))
+    start = span.start_time_ns
+    generic = {
+        "traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": span.name,
+        "kind": span.kind, "serviceName": span.service_name, "attributes": span.attributes,
+        "startTime": iso_us(start), "timestamp": iso_ms_ns(start),
+    }
+    return _with_seed(span, attrs.EVENT, attrs.PAYLOAD, start, (trace, span_id, parent),
+                      ("span:started", generic))
 
 
 def span_ended_events(span: SpanRecord) -> list[Event]:
     """``task:completed`` / ``llm:request:error`` ... and ``span:ended``."""
-    out: list[Event] = []
-    end_ns = span.end_time_ns or span.start_time_ns
-    event_type = span.attributes.get(attrs.END_EVENT)
-    if isinstance(event_type, str) and event_type:
-        data = _seed(_payload(span.attributes.get(attrs.END_PAYLOAD)), span.live, end_ns,
-                     span.trace_id, span.span_id, span.parent_span_id)
-        out.append((event_type, data))
-    generic = _generic_span(span)
-    generic["endTime"] = iso_us(end_ns)
-    generic["timestamp"] = iso_ms_ns(end_ns)
-    generic["durationMs"] = round((end_ns - span.start_time_ns) / 1e6, 3)
-    generic["status"] = span.status
+    trace, span_id, parent = (trace_hex(span.trace_id), span_hex(span.span_id),
+                              span_hex(span.parent_span_id))
+    start = span.start_time_ns
+    end = span.end_time_ns or start
+    generic: dict[str, Any] = {
+        "traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": span.name,
+        "kind": span.kind, "serviceName": span.service_name, "attributes": span.attributes,
+        "startTime": iso_us(start), "timestamp": iso_ms_ns(end), "endTime": iso_us(end),
+        "durationMs": round((end - start) / 1e6, 3), "status": span.status,
+    }
     if span.status_message:
         generic["statusMessage"] = span.status_message
     generic["events"] = [
         {"name": e["name"], "timestamp": iso_us(e["time_ns"]), "attributes": e["attributes"]}
         for e in span.events
     ]
-    out.append(("span:ended", generic))
-    return out
+    return _with_seed(span, attrs.END_EVENT, attrs.END_PAYLOAD, end, (trace, span_id, parent),
+                      ("span:ended", generic))
+
+
+def _with_seed(span: SpanRecord, event_key: str, payload_key: str, time_ns: int,
+               ids: tuple[str | None, str | None, str | None], generic: Event) -> list[Event]:
+    """The seed event our emitters asked for in ``event_key`` (if any), then ``generic``."""
+    event_type = span.attributes.get(event_key)
+    if isinstance(event_type, str) and event_type:
+        data = _seed_hex(_payload(span.attributes.get(payload_key)), span.live, time_ns, *ids)
+        return [(event_type, data), generic]
+    return [generic]
 
 
 def severity_name(number: int | None, text: str | None) -> str:

@@ -93,6 +93,8 @@ class SSEServer:
         self._shutdown = asyncio.Event()
         self._pending: deque[_Pending] = deque()
         self._pending_lock = threading.Lock()
+        # Event types that passed check_field: the next publish of one skips the check.
+        self._checked_types: set[str] = set()
         self._drain_scheduled = False
         self._port: int | None = None
         self._started_at: float | None = None
@@ -314,6 +316,11 @@ class SSEServer:
 
     def publish(self, event_type: str, data: Mapping[str, Any] | Any) -> int:
         """Same as ``broadcast({"event": event_type, "data": data})``."""
+        if type(data) is dict and event_type in self._checked_types:
+            # The telemetry path: a handful of types, published over and over.
+            if "timestamp" not in data:
+                data = {**data, "timestamp": iso_ms_now()}
+            return self._submit(event_type, dumps(data), None)
         return self.broadcast({"event": event_type, "data": data})
 
     def send_to_client(self, client_id: str, message: Mapping[str, Any]) -> bool:
@@ -330,7 +337,10 @@ class SSEServer:
         event_type = message.get("event") or message.get("type") or "message"
         if not isinstance(event_type, str):
             raise ValueError(f"event name must be a string, got {event_type!r}")
-        check_field("event name", event_type)
+        if event_type not in self._checked_types:
+            check_field("event name", event_type)
+            if len(self._checked_types) < 4096:
+                self._checked_types.add(event_type)
         if "id" in message and message["id"] is not None:
             # Ids are the server's (they drive resume); a given one is only checked.
             check_field("id", str(message["id"]))

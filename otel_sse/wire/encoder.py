@@ -7,7 +7,6 @@ server shares those bytes among all the clients that receive the event.
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -53,24 +52,12 @@ def _second_prefix(seconds: int) -> str:
 
 
 def iso_us(time_ns: int | None) -> str | None:
-    """ISO 8601 UTC with microseconds (generic events, section 5).
-
-    Same result as ``datetime.fromtimestamp(time_ns / 1e9, UTC)`` formatted with
-    ``%f``, including its rounding: the float seconds' fraction is rounded half
-    to even to microseconds, exactly as ``fromtimestamp`` does.
-    """
+    """ISO 8601 UTC with microseconds (generic events, section 5), truncated from
+    nanoseconds as Jaeger truncates them, so both show the same instant."""
     if time_ns is None:
         return None
-    frac, whole = math.modf(time_ns / 1e9)
-    micros = round(frac * 1e6)
-    seconds = int(whole)
-    if micros >= 1_000_000:
-        seconds += 1
-        micros -= 1_000_000
-    elif micros < 0:
-        seconds -= 1
-        micros += 1_000_000
-    return f"{_second_prefix(seconds)}.{micros:06d}Z"
+    seconds, rest = divmod(time_ns, 1_000_000_000)
+    return f"{_second_prefix(seconds)}.{rest // 1000:06d}Z"
 
 
 def iso_ms_ns(time_ns: int) -> str:
@@ -173,6 +160,14 @@ def encode_event(
         parts.append(f"data: {data}\n")
     parts.append("\n")
     return "".join(parts).encode("utf-8")
+
+
+def encode_checked(event_id: str, event_type: str, data: str) -> bytes:
+    """:func:`encode_event` for an id and a type already known to be single-line
+    (the server's own ids, types it validated when they were published)."""
+    if "\n" in data or "\r" in data:
+        return encode_event(data, event_type, event_id)
+    return f"id: {event_id}\nevent: {event_type}\ndata: {data}\n\n".encode()
 
 
 def encode_comment(text: str = "") -> bytes:

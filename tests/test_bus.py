@@ -1,0 +1,92 @@
+"""The event log and fan-out without a server: history ring, reads across the wrap."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from otel_sse.bus import History, MemoryEventLog, StoredEvent
+from otel_sse.bus.fanout import Fanout, SlowClientPolicy, Subscriber
+from otel_sse.wire.decoder import SSEDecoder
+from otel_sse.wire.filters import EventFilter
+
+
+def _frames_types(log: MemoryEventLog, after: int, limit: int) -> tuple[list[bytes], list[str]]:
+    first, last = log.history.window(after, limit)
+    return log.history.frames(first, last), log.history.types(first, last)
+
+
+def test_window_reads_across_the_ring_wrap_oldest_first() -> None:
+    log = MemoryEventLog(history_size=5, run_id="r")
+    for i in range(1, 13):
+        log.append(f"t{i}", f'{{"i":{i}}}')
+    history = log.history
+    assert (history.first_seq, history.last_seq, len(history)) == (8, 12, 5)
+    frames, types = _frames_types(log, 0, 100)  # trimmed: starts at the oldest kept
+    assert types == ["t8", "t9", "t10", "t11", "t12"]
+    assert frames[0].startswith(b"id: r-8\n") and frames[-1].startswith(b"id: r-12\n")
+    assert _frames_types(log, 9, 2)[1] == ["t10", "t11"]
+    assert _frames_types(log, 12, 10) == ([], [])
+    event = history.get(10)
+    assert event == StoredEvent(10, "r-10", "t10", frames[2])
+    assert history.get(7) is None and history.get(13) is None
+
+
+def test_byte_cap_evicts_oldest_and_keeps_the_count_right() -> None:
+    log = MemoryEventLog(history_size=100, history_bytes=200, run_id="r")
+    for i in range(20):
+        log.append("t", "x" * 30 + str(i))
+    history = log.history
+    first, last = history.window(0, 1000)
+    assert history.nbytes == sum(len(f) for f in history.frames(first, last)) <= 200
+    assert last == 20 and len(history) == last - first + 1 >= 1
+
+
+def test_history_rejects_bad_sizes_and_out_of_order_appends() -> None:
+    with pytest.raises(ValueError, match="history_size"):
+        History(0, 10)
+    with pytest.raises(ValueError, match="history_bytes"):
+        History(10, 0)
+    with pytest.raises(ValueError, match="expects seq 1, got 5"):
+        History(10, 1000).append(StoredEvent(5, "r-5", "t", b"data: x\n\n"))
+
+
+def test_retained_events_are_invisible_to_the_garbage_collector() -> None:
+    # Every young collection in the process (on the application's threads too)
+    # would walk a tracked object per retained event: the ring must hold none.
+    log = MemoryEventLog(history_size=5000, run_id="r")
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(7000):  # fills the ring, then each append evicts one
+        log.append("task:progress", f'{{"i":{i}}}')
+    gc.collect()
+    assert len(gc.get_objects()) - before < 50
+    assert len(log.history) == 5000
+
+
+def _reader(fanout: Fanout, patterns: list[str] | None, cursor: int = 0) -> Subscriber:
+    sub = Subscriber("c", EventFilter(patterns), cursor, {})
+    fanout.add(sub)
+    return sub
+
+
+def _decode(raw: bytes) -> list[tuple[str, str, str]]:
+    return [(e.event, e.data, e.id) for e in SSEDecoder().feed(raw)]
+
+
+def test_collect_filters_by_type_and_orders_direct_messages_by_sequence() -> None:
+    log = MemoryEventLog(history_size=4, run_id="r")
+    fanout = Fanout(log, max_lag=100, policy=SlowClientPolicy.DISCONNECT)
+    sub = _reader(fanout, ["task:*"])
+    log.append("task:created", "1")
+    log.append("agent:started", "2")
+    fanout.send_direct(sub, b"event: note\ndata: after-2\n\n")
+    for i in range(3, 7):  # wraps the 4-slot ring; 1 and 2 fall out
+        log.append("task:progress" if i % 2 else "llm:token", str(i))
+    got = _decode(fanout.collect(sub))
+    assert got[0][0] == "stream:gap"  # the reader was behind what the ring keeps
+    assert got[1:] == [("note", "after-2", ""), ("task:progress", "3", "r-3"),
+                       ("task:progress", "5", "r-5")]
+    assert sub.cursor == 6 and sub.events_sent == 2
+    assert fanout.collect(sub) == b""
