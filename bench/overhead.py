@@ -418,7 +418,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.rearm is not None:
         from otel_sse.processors import bridge
-        bridge._REARM_SECONDS = bridge._REARM_SPANS_SECONDS = args.rearm
+        bridge._REARM_SECONDS = args.rearm
     global CLOCK
     CLOCK = time.perf_counter if args.wall else time.thread_time
     costs = [] if args.skip_costs else calling_thread_costs(args.reps, args.ops)

@@ -44,13 +44,11 @@ _log = logging.getLogger(__name__)
 _START, _END, _LOG, _LIVE = 0, 1, 2, 3
 # How long an idle-looking drain stays armed after it did work: a steady
 # stream then costs one timer per interval instead of one wake-up per item.
-# Live items (tokens) keep it short. Spans and log records can wait longer:
-# converting them means reading the application's SDK objects from this
-# thread, and doing that in rarer, larger batches measurably disturbs the
-# application's thread less (span overhead +14 % instead of +19 % in
-# bench/overhead.py); 25 ms is still live for a dashboard.
+# Short, because what waits in the queue is the application's telemetry: SDK
+# spans held past the moment the exporter lets go of them stay in the
+# application's memory and its garbage collections (25 ms cost more span
+# overhead in bench/overhead.py than 5 ms, not less).
 _REARM_SECONDS = 0.005
-_REARM_SPANS_SECONDS = 0.025
 # Items converted and published per loop callback. A backlog (after the loop
 # was held up) is published in slices, the loop running in between, so the
 # server's writers send each slice before the next: a whole backlog published
@@ -92,8 +90,8 @@ class SSEBridge:
     that failed to convert or publish.
     """
 
-    __slots__ = ("_batch", "_closed", "_draining", "_max", "_publish", "_queue", "_saw_live",
-                 "_scheduled", "dropped", "errors", "published", "sink", "submitted")
+    __slots__ = ("_batch", "_closed", "_draining", "_max", "_publish", "_queue",
+                 "_scheduled", "_taken", "dropped", "errors", "published", "sink")
 
     def __init__(self, sink: Any, max_queue: int = 65536) -> None:
         self.sink = sink
@@ -116,9 +114,8 @@ class SSEBridge:
         self._batch = _slice_for(sink)
         self._scheduled = False
         self._draining = False
-        self._saw_live = False
         self._closed = False
-        self.submitted = 0
+        self._taken = 0  # items the drain took off the queue (counted on the loop)
         self.dropped = 0
         self.published = 0
         self.errors = 0
@@ -134,7 +131,6 @@ class SSEBridge:
                 self._wake()
             return
         queue.extend((code if extra is None else (code, extra), obj))
-        self.submitted += 1
         if not self._scheduled:
             self._wake()
 
@@ -155,6 +151,11 @@ class SSEBridge:
     def pending(self) -> int:
         return len(self._queue) // 2
 
+    @property
+    def submitted(self) -> int:
+        """Items accepted so far (the hooks do not count: one write fewer per span)."""
+        return self._taken + self.pending
+
     def stats(self) -> dict[str, int]:
         return {"submitted": self.submitted, "published": self.published,
                 "dropped": self.dropped, "errors": self.errors, "pending": self.pending}
@@ -165,8 +166,7 @@ class SSEBridge:
         if self._queue:
             loop.call_soon(self._drain, loop)
         elif done:
-            rearm = _REARM_SECONDS if self._saw_live else _REARM_SPANS_SECONDS
-            loop.call_later(rearm, self._drain, loop)
+            loop.call_later(_REARM_SECONDS, self._drain, loop)
         else:
             self._scheduled = False
             # A producer may have appended after our last look but before the
@@ -181,7 +181,6 @@ class SSEBridge:
             return 0
         done = 0
         self._draining = True
-        self._saw_live = False
         # Publishing is our own I/O: nothing it triggers should be traced.
         token = attach(set_value(_SUPPRESS_KEY, True))
         try:
@@ -190,8 +189,7 @@ class SSEBridge:
                 head = pop()
                 obj = pop()
                 done += 1
-                if head == _LIVE:
-                    self._saw_live = True
+                self._taken += 1
                 try:
                     for event_type, data in self._convert(head, obj):
                         self._publish(event_type, data)
@@ -250,6 +248,7 @@ class SSEBridge:
 
     def close(self) -> None:
         self._closed = True
+        self._max = -1  # sends every hook down submit's slow path, which sees the flag
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -266,17 +265,17 @@ class SSESpanProcessor(SpanProcessor):
         self.bridge = bridge
 
     # The hooks inline SSEBridge.submit's common case (room in the queue): they run
-    # twice per span on the application's thread.
+    # twice per span on the application's thread, so they check one thing (room),
+    # write one thing (the queue) and count nothing.
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         bridge = self.bridge
         try:
             queue = bridge._queue
             live = _live.value
-            if bridge._closed or len(queue) >= bridge._max:
+            if len(queue) >= bridge._max:  # full, or closed
                 bridge.submit(_START, started_snapshot(span), live)
                 return
             queue.extend((_START if live is None else (_START, live), started_snapshot(span)))
-            bridge.submitted += 1
             if not bridge._scheduled:
                 bridge._wake()
         except Exception:  # a hook must never raise into the application
@@ -287,11 +286,10 @@ class SSESpanProcessor(SpanProcessor):
         try:
             queue = bridge._queue
             live = _live.value
-            if bridge._closed or len(queue) >= bridge._max:
+            if len(queue) >= bridge._max:  # full, or closed
                 bridge.submit(_END, span, live)
                 return
             queue.extend((_END if live is None else (_END, live), span))
-            bridge.submitted += 1
             if not bridge._scheduled:
                 bridge._wake()
         except Exception:
@@ -315,11 +313,10 @@ class SSELogRecordProcessor(LogRecordProcessor):
         bridge = self.bridge
         try:
             queue = bridge._queue
-            if bridge._closed or len(queue) >= bridge._max:
+            if len(queue) >= bridge._max:  # full, or closed
                 bridge.submit(_LOG, log_record)
                 return
             queue.extend((_LOG, log_record))
-            bridge.submitted += 1
             if not bridge._scheduled:
                 bridge._wake()
         except Exception:
