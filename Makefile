@@ -46,7 +46,7 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(PY) bench/fanout.py --repeat 3 --write
 	$(PY) bench/client.py --events 200000 --repeat 5 --write
-	$(PY) bench/overhead.py --reps 21 --ops 2000 --write
+	$(PY) bench/overhead.py --reps 41 --ops 2000 --write
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -336,7 +336,8 @@ def render(costs: list[Costs], tputs: list[Throughput], total: int, reps: int,
              "(each variant measured back to back, order rotated). Shared, noisy machine: "
              "ratios move by several percent between runs.", "",
              "Calling-thread cost per operation. *hooks only*: our processors with the sink "
-             "parked (nothing converts; the cost of the hooks alone). *live*: streaming to a "
+             "parked (nothing converts; the cost of the hooks alone, the queue keeping its "
+             "newest 1,024 items as a drain would hold them). *live*: streaming to a "
              "real SSEServer whose loop converts and encodes in another thread of the same "
              "process (adds GIL hand-offs and cache effects). *loop µs/op*: the server "
              "loop thread's CPU time per operation in the live setting (conversion and "

@@ -1,8 +1,9 @@
 """The SSE span and log record processors, and the bounded hand-off they share.
 
 SDK hooks run on the application's threads, inside its calls. They do the
-least possible there: append the span or record to a deque and, only when the
-queue goes from idle to busy, wake the server loop once. Conversion to
+least possible there: append a snapshot of a starting span, the ended span or
+the log record to a deque and, only when the queue goes from idle to busy,
+wake the server loop once. Conversion to
 contract events and encoding happen on that loop. While work keeps arriving
 the drain re-arms itself with a short ``call_later``, so a busy stream costs no
 cross-thread wake-up (a syscall) per span.
@@ -258,11 +259,22 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-class SSESpanProcessor(SpanProcessor):
-    """Streams every span's start and end (``task:created``, ``span:started``, ...)."""
+class _OnBridge:
+    """What both processors share: the bridge, and flushing and closing it."""
 
     def __init__(self, bridge: SSEBridge) -> None:
         self.bridge = bridge
+
+    def shutdown(self) -> None:
+        self.bridge.flush(1.0)
+        self.bridge.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.bridge.flush(timeout_millis / 1000.0)
+
+
+class SSESpanProcessor(_OnBridge, SpanProcessor):
+    """Streams every span's start and end (``task:created``, ``span:started``, ...)."""
 
     # The hooks inline SSEBridge.submit's common case (room in the queue): they run
     # twice per span on the application's thread, so they check one thing (room),
@@ -295,19 +307,9 @@ class SSESpanProcessor(SpanProcessor):
         except Exception:
             bridge.errors += 1
 
-    def shutdown(self) -> None:
-        self.bridge.flush(1.0)
-        self.bridge.close()
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.bridge.flush(timeout_millis / 1000.0)
-
-
-class SSELogRecordProcessor(LogRecordProcessor):
+class SSELogRecordProcessor(_OnBridge, LogRecordProcessor):
     """Streams every log record (seed events for ours, ``log`` for the rest)."""
-
-    def __init__(self, bridge: SSEBridge) -> None:
-        self.bridge = bridge
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         bridge = self.bridge
@@ -321,10 +323,3 @@ class SSELogRecordProcessor(LogRecordProcessor):
                 bridge._wake()
         except Exception:
             bridge.errors += 1
-
-    def shutdown(self) -> None:
-        self.bridge.flush(1.0)
-        self.bridge.close()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.bridge.flush(timeout_millis / 1000.0)
