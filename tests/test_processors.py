@@ -185,3 +185,21 @@ async def test_a_backlog_goes_out_in_slices_a_small_client_queue_can_take() -> N
     assert len(sink.events) == 602
     assert max(sink.per_tick.values()) <= 10  # a quarter of 40
     assert len(sink.per_tick) >= 60
+
+
+async def test_after_shutdown_hooks_take_nothing_and_stats_add_up() -> None:
+    sink = ListSink()
+    bridge = SSEBridge(sink)
+    tp, lp = _providers(bridge)
+    for i in range(5):
+        tp.get_tracer("t").start_span(f"s{i}").end()
+    lp.get_logger("t").emit(body="kept")
+    assert bridge.stats()["submitted"] == 11 and bridge.pending == 11
+    tp.shutdown()  # flushes what was accepted, then closes the bridge
+    assert len(sink.events) == 11 and bridge.pending == 0
+    tp.get_tracer("t").start_span("late").end()
+    lp.get_logger("t").emit(body="late")
+    await settle()
+    assert bridge.stats() == {"submitted": 11, "published": 11, "dropped": 0, "errors": 0,
+                              "pending": 0}
+    assert len(sink.events) == 11
