@@ -180,6 +180,12 @@ async def test_injection_attempts_are_rejected_or_harmless() -> None:
                 server.broadcast({"event": bad, "data": {}})
             with pytest.raises(EventFormatError):
                 server.broadcast({"event": "ok", "id": bad, "data": {}})
+            with pytest.raises(ValueError, match="contains CR, LF or NUL"):
+                server.publish(bad, {})  # a type seen before is not re-checked; this one is new
+        server.publish("ok", {})
+        with pytest.raises(ValueError, match=r"event name must be a string, got \['ok'\]"):
+            server.publish(["ok"], {})  # type: ignore[arg-type]
+        assert (await reader.next()).event == "ok"
         # Data can hold anything: JSON escapes line breaks, so it stays one data line.
         server.publish("note", {"text": "line1\n\nevent: evil\ndata: x"})
         frame = await reader.next()

@@ -316,7 +316,7 @@ class SSEServer:
 
     def publish(self, event_type: str, data: Mapping[str, Any] | Any) -> int:
         """Same as ``broadcast({"event": event_type, "data": data})``."""
-        if type(data) is dict and event_type in self._checked_types:
+        if type(data) is dict and type(event_type) is str and event_type in self._checked_types:
             # The telemetry path: a handful of types, published over and over.
             if "timestamp" not in data:
                 data = {**data, "timestamp": iso_ms_now()}
