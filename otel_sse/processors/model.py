@@ -187,8 +187,7 @@ def span_from_started(snapshot: StartedSpan, live: Mapping[str, Any] | None = No
                       else None,
                       name=name, kind=_KINDS.get(kind, "internal"),
                       service_name=_service(resource),
-                      attributes={k: list(v) if isinstance(v, tuple) else v
-                                  for k, v in attributes.items()},
+                      attributes=attributes_dict(attributes),
                       start_time_ns=start or 0, live=live)
 
 
