@@ -295,6 +295,12 @@ def configure(
     exporters = _otlp_exporters(cfg)
     endpoint = cfg.otlp_endpoint or "the default endpoint"
     health = {signal: ExportHealth(signal, endpoint) for signal in exporters}
+    batching: dict[str, Any] = {  # the same for the span and the log record processor
+        "max_queue_size": cfg.export_max_queue_size,
+        "schedule_delay_millis": cfg.export_schedule_delay * 1000,
+        "max_export_batch_size": cfg.export_max_batch_size,
+        "export_timeout_millis": cfg.otlp_timeout * 1000,
+    }
 
     existing_tp = trace.get_tracer_provider() if set_global else None
     if isinstance(existing_tp, TracerProvider):
@@ -304,11 +310,7 @@ def configure(
         if "traces" in exporters:
             tracer_provider.add_span_processor(BatchSpanProcessor(
                 GuardedSpanExporter(exporters["traces"], health["traces"]),
-                max_queue_size=cfg.export_max_queue_size,
-                schedule_delay_millis=cfg.export_schedule_delay * 1000,
-                max_export_batch_size=cfg.export_max_batch_size,
-                export_timeout_millis=cfg.otlp_timeout * 1000,
-            ))
+                **batching))
         if set_global:
             trace.set_tracer_provider(tracer_provider)
 
@@ -320,11 +322,7 @@ def configure(
         if "logs" in exporters:
             logger_provider.add_log_record_processor(BatchLogRecordProcessor(
                 GuardedLogExporter(exporters["logs"], health["logs"]),
-                max_queue_size=cfg.export_max_queue_size,
-                schedule_delay_millis=cfg.export_schedule_delay * 1000,
-                max_export_batch_size=cfg.export_max_batch_size,
-                export_timeout_millis=cfg.otlp_timeout * 1000,
-            ))
+                **batching))
         if set_global:
             _logs.set_logger_provider(logger_provider)
 
