@@ -26,14 +26,13 @@ from otel_sse.wire.filters import EventFilter
 
 # The largest backlog taken in one read: bounds one write during a replay.
 READ_BATCH = 512
-# Rounds that wake fewer readers than this are never paced: they are cheap, and
-# pacing them only turned a slow round now and then into a latency tail.
+# Rounds that wake fewer readers than PACED_ROUND, or take less than PACE_FROM
+# seconds, are never paced: their writes cost little, and pacing them only turned
+# a slow round now and then into a latency tail.
 PACED_ROUND = 256
+PACE_FROM = 0.003
 # However costly a round, the next one starts within this many seconds (latency bound).
 MAX_PACE = 0.015
-# Rounds cheaper than this are not paced: their writes cost little, and pacing
-# them would only add latency (a slow round now and then would delay the next).
-PACE_FROM = 0.003
 
 
 class SlowClientPolicy(StrEnum):
@@ -346,11 +345,16 @@ class Fanout:
 
     def _gap_frame(self, sub: Subscriber, cursor: int, missed: int | None) -> bytes:
         sub.missed += missed or 0
+        return self.gap_frame(format_id(self.log.run_id, cursor) if cursor else None, missed)
+
+    def gap_frame(self, requested_id: str | None, missed: int | None) -> bytes:
+        """A ``stream:gap`` event: what was asked for, the oldest id still held, how many
+        events were missed (None when unknown). Counted in ``gaps_sent``."""
         self.gaps_sent += 1
         history = self.log.history
         oldest = history.get(history.first_seq)
         return control_frame("stream:gap", {
-            "requestedId": format_id(self.log.run_id, cursor) if cursor else None,
+            "requestedId": requested_id,
             "oldestId": oldest.id if oldest is not None else None,
             "missed": missed,
             "timestamp": iso_ms_now(),

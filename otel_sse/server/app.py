@@ -158,14 +158,7 @@ class SSEApp:
         })
         if requested and resume_seq is None:
             # Another run's id, or one past what this log holds: say so, then replay it all.
-            oldest = history.get(history.first_seq)
-            greeting += control_frame("stream:gap", {
-                "requestedId": requested,
-                "oldestId": oldest.id if oldest is not None else None,
-                "missed": None,
-                "timestamp": iso_ms_now(),
-            })
-            fanout.gaps_sent += 1
+            greeting += fanout.gap_frame(requested, None)
             sub.cursor = history.first_seq - 1
         fanout.add(sub)
         server.stats["connections"] += 1

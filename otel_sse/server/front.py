@@ -76,12 +76,11 @@ def _has_token(values: Iterable[bytes], token: bytes) -> bool:
 class FrontDoor:
     """The listeners, their connections, and the address of hypercorn's internal listener."""
 
-    def __init__(self, app: ASGIApp, upstream: Address, backlog: int,
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(self, app: ASGIApp, upstream: Address, backlog: int) -> None:
         self.app = app
         self.upstream = upstream
         self.backlog = backlog
-        self.idle_timeout = idle_timeout
+        self.idle_timeout = IDLE_TIMEOUT  # an attribute so that tests can shorten it
         self.accepting = True
         self.servers: list[asyncio.Server] = []
         self.connections: set[FrontProtocol] = set()
@@ -104,8 +103,9 @@ class FrontDoor:
                     sock.close()
             raise
 
-    def wrap(self, app: ASGIApp) -> ASGIApp:
-        """The app as hypercorn should call it: proxied requests get their real addresses."""
+    def wrap(self) -> ASGIApp:
+        """``app`` as hypercorn should call it: proxied requests get their real addresses."""
+        app = self.app
         peers = self.peers
 
         async def front_addresses(scope: Scope, receive: Receive, send: Send) -> None:

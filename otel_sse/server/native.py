@@ -13,7 +13,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from otel_sse.server.http import Message
+from otel_sse.server.http import Message, respond_text
 
 if TYPE_CHECKING:
     from otel_sse.server.front import FrontDoor
@@ -58,12 +58,8 @@ class NativeResponse:
     done: bool
 
     async def _respond_500(self) -> None:
-        body = b"internal server error\n"
         self.keep_alive = False
-        await self.send({"type": "http.response.start", "status": 500, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode())]})
-        await self.send({"type": "http.response.body", "body": body, "more_body": False})
+        await respond_text(self.send, 500, "internal server error", [])
 
     # -- ASGI -------------------------------------------------------------------
 

@@ -46,6 +46,17 @@ class _Direct(NamedTuple):
 _Pending = tuple[str, str, int | None] | _Direct
 
 
+def _data_text(data: Any) -> str:
+    """An event's data as sent: a mapping as JSON (stamped when it has no timestamp)."""
+    if isinstance(data, Mapping):
+        if "timestamp" not in data:
+            data = {**data, "timestamp": iso_ms_now()}
+        return dumps(data)
+    if isinstance(data, str):
+        return data
+    return dumps(data)
+
+
 class SSEServer:
     """Serves ``/events`` over HTTP/1.1 and HTTP/2 and fans published events out.
 
@@ -93,8 +104,6 @@ class SSEServer:
         self._shutdown = asyncio.Event()
         self._pending: deque[_Pending] = deque()
         self._pending_lock = threading.Lock()
-        # Event types that passed check_field: the next publish of one skips the check.
-        self._checked_types: set[str] = set()
         self._drain_scheduled = False
         self._port: int | None = None
         self._started_at: float | None = None
@@ -148,7 +157,7 @@ class SSEServer:
             except BaseException:
                 internal.close()
                 raise
-            app = front.wrap(self._app)
+            app = front.wrap()
             sockets = [internal]
         hyper.bind = [f"fd://{sock.detach()}" for sock in sockets]
         hyper.backlog = config.backlog
@@ -316,11 +325,10 @@ class SSEServer:
 
     def publish(self, event_type: str, data: Mapping[str, Any] | Any) -> int:
         """Same as ``broadcast({"event": event_type, "data": data})``."""
-        if type(data) is dict and type(event_type) is str and event_type in self._checked_types:
-            # The telemetry path: a handful of types, published over and over.
-            if "timestamp" not in data:
-                data = {**data, "timestamp": iso_ms_now()}
-            return self._submit(event_type, dumps(data), None)
+        if type(data) is dict and type(event_type) is str and event_type:
+            # The telemetry path: what broadcast would do, without building a message.
+            check_field("event name", event_type)
+            return self._submit(event_type, _data_text(data), None)
         return self.broadcast({"event": event_type, "data": data})
 
     def send_to_client(self, client_id: str, message: Mapping[str, Any]) -> bool:
@@ -337,26 +345,14 @@ class SSEServer:
         event_type = message.get("event") or message.get("type") or "message"
         if not isinstance(event_type, str):
             raise ValueError(f"event name must be a string, got {event_type!r}")
-        if event_type not in self._checked_types:
-            check_field("event name", event_type)
-            if len(self._checked_types) < 4096:
-                self._checked_types.add(event_type)
+        check_field("event name", event_type)
         if "id" in message and message["id"] is not None:
             # Ids are the server's (they drive resume); a given one is only checked.
             check_field("id", str(message["id"]))
         retry = message.get("retry")
         if retry is not None and (not isinstance(retry, int) or retry < 0):
             raise ValueError(f"retry must be a non-negative int of milliseconds, got {retry!r}")
-        data = message.get("data", {})
-        if isinstance(data, Mapping):
-            if "timestamp" not in data:
-                data = {**data, "timestamp": iso_ms_now()}
-            text = dumps(data)
-        elif isinstance(data, str):
-            text = data
-        else:
-            text = dumps(data)
-        return event_type, text, retry
+        return event_type, _data_text(message.get("data", {})), retry
 
     def _on_loop(self) -> bool:
         return self._loop is not None and threading.get_ident() == self._loop_thread
