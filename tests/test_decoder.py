@@ -183,6 +183,24 @@ def test_last_event_id_kept_across_reset_and_initial_value() -> None:
         SSEDecoder("bad\nid")
 
 
+def test_set_last_event_id_keeps_a_partly_fed_event() -> None:
+    decoder = SSEDecoder()
+    # A half-fed block: a whole field line, a partial line and a split
+    # multi-byte character (é is C3 A9), all pending when the id changes.
+    assert decoder.feed(b"\xef\xbb\xbfevent: note\ndata: caf\xc3") == []
+    decoder.set_last_event_id("resume-7")
+    assert decoder.last_event_id == "resume-7"
+    assert decoder.feed(b"\xa9\n\n") == [RawEvent("note", "caf\u00e9", "resume-7")]
+    # An id later in the block still wins, as usual.
+    decoder.feed(b"data: x\n")
+    decoder.set_last_event_id("8")
+    assert decoder.feed(b"id: 9\n\n") == [RawEvent("message", "x", "9")]
+    assert decoder.last_event_id == "9"
+    with pytest.raises(ValueError):
+        decoder.set_last_event_id("bad\rid")
+    assert decoder.last_event_id == "9"
+
+
 # ------------------------------------------------------------------ retry
 
 

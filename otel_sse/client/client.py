@@ -13,13 +13,13 @@ from typing import Any, Self
 
 from otel_sse.client.buffer import _EventIterator
 from otel_sse.client.connection import _Connection
-from otel_sse.client.connection import is_permanent as is_permanent
 from otel_sse.client.events import ConnectionState, SSEEvent, make_event
 from otel_sse.client.handlers import Handler, _Entry
 from otel_sse.client.options import (
     _TRANSPORT_OPTIONS,
     _normalise_filters,
     _Options,
+    _set_last_event_id,
     _validate,
 )
 from otel_sse.client.options import build_url as build_url
@@ -66,7 +66,7 @@ class SSEClient(_Connection):
     ) -> None:
         if not isinstance(url, str):
             raise ConfigError(f"url must be a str, got {url!r}")
-        self._options = _Options(
+        options = _Options(
             url=url,
             filters=_normalise_filters(filters),
             auto_reconnect=bool(auto_reconnect),
@@ -84,16 +84,11 @@ class SSEClient(_Connection):
             compression=bool(compression),
             max_buffered_events=max_buffered_events,
         )
-        _validate(self._options)
-        if last_event_id is not None and not isinstance(last_event_id, str):
-            raise ConfigError(f"last_event_id must be a str, got {last_event_id!r}")
-        try:
-            self._decoder = SSEDecoder(last_event_id or "", factory=make_event)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        self._local_filter: EventFilter | None = (
-            EventFilter(self._options.filters) if self._options.filters else None
-        )
+        _validate(options)
+        self._decoder = SSEDecoder(factory=make_event)
+        if last_event_id is not None:
+            _set_last_event_id(self._decoder, last_event_id)
+        self._apply_options(options)
 
         self._state = ConnectionState.DISCONNECTED
         self._entries: list[_Entry] = []
@@ -112,7 +107,6 @@ class SSEClient(_Connection):
         self._ready = asyncio.Event()
         self._space = asyncio.Event()
         self._space_wanted = False
-        self._low_water = self._options.max_buffered_events // 2
         self._consumers = 0
         self._finished = False
         self._final_error: BaseException | None = None
@@ -217,18 +211,17 @@ class SSEClient(_Connection):
         options = dataclasses.replace(self._options, **changes)
         _validate(options)
         if last_event_id is not None:
-            try:
-                fresh = SSEDecoder(last_event_id, factory=make_event)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from exc
-            self._decoder.last_event_id = fresh.last_event_id
-            self._decoder.reset()
-        self._options = options
-        self._local_filter = EventFilter(options.filters) if options.filters else None
-        self._low_water = options.max_buffered_events // 2
+            _set_last_event_id(self._decoder, last_event_id)
+        self._apply_options(options)
         if _TRANSPORT_OPTIONS & changes.keys() and self._transport is not None:
             # The running stream keeps its transport; the next one gets a new one.
             self._transport_stale = True
+
+    def _apply_options(self, options: _Options) -> None:
+        """Adopt validated options and what is derived from them."""
+        self._options = options
+        self._local_filter = EventFilter(options.filters) if options.filters else None
+        self._low_water = options.max_buffered_events // 2
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -239,8 +232,7 @@ class SSEClient(_Connection):
 
     def __aiter__(self) -> AsyncIterator[SSEEvent]:
         iterator = _EventIterator(self)
-        if self._task is None or self._task.done():
-            self._ensure_started()
+        self._ensure_started()
         return iterator
 
     @staticmethod

@@ -128,7 +128,7 @@ class _Connection(_EventBuffer, _HandlerRegistry):
         return headers
 
     async def _open_stream(self) -> StreamResponse:
-        if self._transport is None or getattr(self, "_transport_stale", False):
+        if self._transport is None or self._transport_stale:
             if self._transport is not None:
                 await self._transport.aclose()
             self._transport_stale = False
@@ -164,7 +164,7 @@ class _Connection(_EventBuffer, _HandlerRegistry):
             attempt,
             base,
             opts.reconnect_backoff,
-            max(opts.max_reconnect_delay, 0.0),
+            opts.max_reconnect_delay,
             opts.reconnect_jitter,
         )
         retry_after, self._retry_after = self._retry_after, None

@@ -20,7 +20,7 @@ import h2.exceptions
 import h2.settings
 
 from otel_sse.client.compression import make_decompressor
-from otel_sse.client.transport import HTTP2Mode, StreamResponse, Transport
+from otel_sse.client.transport import HTTP2Mode, StreamResponse, Transport, describe_error
 from otel_sse.errors import CertificateError, ConnectError, StreamError
 
 __all__ = ["H2Transport"]
@@ -68,12 +68,8 @@ class _H2Response(StreamResponse):
             else:
                 async with asyncio.timeout(self._read_timeout):
                     data = await self._reader.read(_READ_SIZE)
-        except TimeoutError as exc:
-            raise StreamError(
-                "stream broken: read timeout (no data, not even a keep-alive)"
-            ) from exc
-        except OSError as exc:
-            raise StreamError(f"stream broken: {exc}") from exc
+        except (TimeoutError, OSError) as exc:
+            raise StreamError(describe_error(exc, "stream broken")) from exc
         if not data:
             raise StreamError("stream broken: connection closed before the stream ended")
         try:

@@ -6,10 +6,12 @@ import dataclasses
 import math
 import ssl
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from otel_sse.client.transport import HTTP2Mode
 from otel_sse.errors import ConfigError
+from otel_sse.wire.decoder import SSEDecoder
 from otel_sse.wire.filters import FilterError, parse_filters
 
 __all__ = ["build_url"]
@@ -98,6 +100,16 @@ def _validate(options: _Options) -> None:
             raise ConfigError(f"headers must map str to str, got {name!r}: {value!r}")
         _check_header_text("name", name)
         _check_header_text("value", value)
+
+
+def _set_last_event_id(decoder: SSEDecoder[Any], value: object) -> None:
+    """Give ``decoder`` the ``last_event_id`` option; a bad value is a ConfigError."""
+    if not isinstance(value, str):
+        raise ConfigError(f"last_event_id must be a str, got {value!r}")
+    try:
+        decoder.set_last_event_id(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _normalise_filters(filters: str | Iterable[str] | None) -> tuple[str, ...]:

@@ -23,7 +23,9 @@ def iter_sync(url: str, **options: Any) -> Iterator[SSEEvent]:
     from otel_sse.client.client import SSEClient
 
     # Built here so that a bad option raises in the caller's thread, at once.
-    SSEClient(url, **options)
+    # Nothing in it is bound to an event loop yet (asyncio.Event binds on
+    # first wait since Python 3.10), so the pump thread's loop can use it.
+    client = SSEClient(url, **options)
 
     handoff: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_BATCHES)
     stop = threading.Event()
@@ -36,7 +38,7 @@ def iter_sync(url: str, **options: Any) -> Iterator[SSEEvent]:
         started.set()
         outcome: object = _END
         try:
-            async with SSEClient(url, **options) as client:
+            async with client:
                 batch: list[SSEEvent] = []
                 async for event in client:
                     batch.append(event)

@@ -22,6 +22,7 @@ __all__ = [
     "HTTP2Mode",
     "StreamResponse",
     "Transport",
+    "describe_error",
     "make_ssl_context",
 ]
 
@@ -102,7 +103,7 @@ class _AiohttpResponse(StreamResponse):
                     return
                 yield chunk
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise StreamError(_describe(exc, "stream broken")) from exc
+            raise StreamError(describe_error(exc, "stream broken")) from exc
 
     async def read_excerpt(self, limit: int = 512) -> str:
         try:
@@ -116,7 +117,8 @@ class _AiohttpResponse(StreamResponse):
         self._response.close()
 
 
-def _describe(exc: BaseException, what: str) -> str:
+def describe_error(exc: BaseException, what: str) -> str:
+    """``what: reason`` for a failed read or connect (shared by both transports)."""
     if isinstance(exc, TimeoutError):
         return f"{what}: read timeout (no data, not even a keep-alive)"
     text = str(exc) or type(exc).__name__
@@ -169,7 +171,7 @@ class AiohttpTransport(Transport):
         except aiohttp.ClientConnectorCertificateError as exc:
             raise CertificateError(f"TLS certificate not trusted for {url}: {exc}") from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise ConnectError(_describe(exc, f"cannot connect to {url}")) from exc
+            raise ConnectError(describe_error(exc, f"cannot connect to {url}")) from exc
         return _AiohttpResponse(response)
 
     async def aclose(self) -> None:

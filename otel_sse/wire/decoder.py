@@ -77,6 +77,11 @@ def _invalid_count() -> int:
     return count
 
 
+def _check_last_event_id(value: str) -> None:
+    if "\0" in value or "\n" in value or "\r" in value:
+        raise ValueError(f"last_event_id {value!r} contains NUL, CR or LF")
+
+
 E = TypeVar("E")
 #: Builds an event from (type, data, last event id, retry).
 EventFactory = Callable[[str, str, str, "int | None"], E]
@@ -119,15 +124,13 @@ class SSEDecoder(Generic[E]):
 
     def __init__(self, last_event_id: str = "", *, factory: EventFactory[E] | None = None) -> None:
         self._factory = factory
-        if "\0" in last_event_id or "\n" in last_event_id or "\r" in last_event_id:
-            raise ValueError(f"last_event_id {last_event_id!r} contains NUL, CR or LF")
+        _check_last_event_id(last_event_id)
         #: The stream's last event id, updated when an event block is dispatched.
         self.last_event_id = last_event_id
         #: The reconnection time (ms) the server last asked for, or None.
         self.retry: int | None = None
         #: How many invalid UTF-8 sequences were replaced by U+FFFD so far.
         self.invalid_sequences = 0
-        self._id_buffer = last_event_id
         self._start_stream()
 
     def _start_stream(self) -> None:
@@ -141,6 +144,18 @@ class SSEDecoder(Generic[E]):
         self._in_block = False
         # An id seen in a block that never completed was not committed.
         self._id_buffer = self.last_event_id
+
+    def set_last_event_id(self, value: str) -> None:
+        """Replace the resume point, mid-stream or between streams.
+
+        Only the id changes: a partly received line or block, the UTF-8 and
+        BOM state and ``retry`` are kept. An ``id`` field already seen in the
+        unfinished block is overridden, so the next dispatch commits ``value``
+        unless the block sets another id after this call.
+        """
+        _check_last_event_id(value)
+        self.last_event_id = value
+        self._id_buffer = value
 
     def reset(self) -> None:
         """Start a new stream (a reconnection); keeps ``last_event_id`` and ``retry``."""
@@ -195,7 +210,6 @@ class SSEDecoder(Generic[E]):
 
     def end(self) -> list[E]:
         """The stream ended: drop the unfinished line and block (never dispatched)."""
-        self._utf8.decode(b"", True)
         self._start_stream()
         return []
 
