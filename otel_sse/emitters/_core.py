@@ -110,11 +110,14 @@ def normalize(data: Mapping[str, Any], spec: Spec, where: str) -> dict[str, Any]
 
 
 def one_dict_or_kwargs(value: Mapping[str, Any] | None, kwargs: Mapping[str, Any],
-                       where: str) -> dict[str, Any]:
-    """``emit_metrics(id, {...})`` and ``emit_metrics(id, cpu_usage=...)`` are both fine."""
+                       where: str) -> Mapping[str, Any]:
+    """``emit_metrics(id, {...})`` and ``emit_metrics(id, cpu_usage=...)`` are both fine.
+
+    Returns its argument uncopied: callers pass it to ``normalize``, which builds a new dict.
+    """
     if value is not None and kwargs:
         raise TypeError(f"{where}() takes a dict or keyword arguments, not both")
-    return dict(value) if value is not None else dict(kwargs)
+    return value if value is not None else kwargs
 
 
 _SEVERITY = {

@@ -74,12 +74,7 @@ class AgentStream(Emitter):
         state: dict[str, Any] = {"agentId": agent_id, "status": AgentStatus.IDLE.value,
                                  "timestamp": now(), **fields}
         self._states[agent_id] = state
-        entry = self._start_span(f"create_agent {state.get('name') or agent_id}",
-                                 SpanKind.INTERNAL,
-                                 self._span_attributes(state, "create_agent", "agent:spawned"),
-                                 None, None)
-        self._end_span(entry, None, None, None)
-        self._homes[agent_id] = entry
+        self._create_home(agent_id, state, "agent:spawned")
         self._fire("agent_spawned", state)
 
     def emit_agent_started(self, agent_id: str, task_id: str, **data: Any) -> None:
@@ -241,12 +236,18 @@ class AgentStream(Emitter):
         if entry is None:
             state = self._states.get(agent_id) or {"agentId": agent_id,
                                                    "status": AgentStatus.IDLE.value}
-            entry = self._start_span(f"create_agent {state.get('name') or agent_id}",
-                                     SpanKind.INTERNAL,
-                                     self._span_attributes(state, "create_agent", None),
-                                     None, None)
-            self._end_span(entry, None, None, None)
-            self._homes[agent_id] = entry
+            entry = self._create_home(agent_id, state, None)
+        return entry
+
+    def _create_home(self, agent_id: str, state: Mapping[str, Any],
+                     event_type: str | None) -> SpanEntry:
+        """Record the short ``create_agent {name}`` span and keep it as the agent's home."""
+        entry = self._start_span(f"create_agent {state.get('name') or agent_id}",
+                                 SpanKind.INTERNAL,
+                                 self._span_attributes(state, "create_agent", event_type),
+                                 None, None)
+        self._end_span(entry, None, None, None)
+        self._homes[agent_id] = entry
         return entry
 
     @staticmethod

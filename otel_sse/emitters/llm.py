@@ -22,6 +22,7 @@ from otel_sse.emitters._core import (
     REGISTRY,
     Emitter,
     EmitterOptions,
+    SpanEntry,
     Spec,
     normalize,
     now,
@@ -171,6 +172,9 @@ class LLMStream(Emitter):
         if data:
             fields = normalize({"token": token, "index": index, **data}, TOKEN_SPEC,
                                "emit_token")
+            reason = fields.get("finishReason")
+            if reason is not None and reason not in request.finish_reasons:
+                request.finish_reasons.append(str(reason))
         else:  # the common call, emit_token(id, token, index): what normalize would give
             fields = {}
             if token is not None:
@@ -180,10 +184,6 @@ class LLMStream(Emitter):
         if request.first_chunk is None:
             request.first_chunk = time.monotonic()
         request.tokens += 1
-        if data:
-            reason = fields.get("finishReason")
-            if reason is not None and reason not in request.finish_reasons:
-                request.finish_reasons.append(str(reason))
         buffer = self._buffers.get(request_id)
         if buffer is None:
             buffer = self._buffers[request_id] = deque(maxlen=max(1, self.token_buffer_size))
@@ -196,8 +196,7 @@ class LLMStream(Emitter):
                 exported, live = self._split_content(
                     {"token": text}, self.content_on_events, {"token": REDACTED})
                 self._emit_record(entry, "llm:token",
-                                  {**request.base, **fields, "token": exported.get("token"),
-                                   } if exported else
+                                  {**payload, "token": exported.get("token")} if exported else
                                   {k: v for k, v in payload.items() if k != "token"}, live)
             else:
                 # The loop thread completes the live payload in place: it gets its own
@@ -230,18 +229,12 @@ class LLMStream(Emitter):
         key = f"{request_id}\x00{call_id}"
         open_tool = REGISTRY.get("tool", key)
         if open_tool is None:
-            span_attrs: dict[str, Any] = {
-                attrs.KIND: "tool", attrs.EVENT: "llm:tool:call", attrs.PAYLOAD: dumps(payload),
-                attrs.LLM_REQUEST_ID: request_id,
-                attrs.GEN_AI_OPERATION_NAME: "execute_tool", attrs.GEN_AI_TOOL_NAME: tool,
-                attrs.GEN_AI_TOOL_CALL_ID: call_id, attrs.GEN_AI_TOOL_TYPE: "function",
-            }
+            call_attrs: dict[str, Any] = {attrs.EVENT: "llm:tool:call",
+                                          attrs.PAYLOAD: dumps(payload)}
             if self.content_on_spans:
-                span_attrs[attrs.GEN_AI_TOOL_CALL_ARGUMENTS] = str(fields["arguments"])
-            parent_entry = REGISTRY.get("llm", request_id)
-            entry = self._start_span(f"execute_tool {tool}", SpanKind.INTERNAL, span_attrs,
-                                     parent_entry.context if parent_entry else None, live)
-            REGISTRY.put("tool", key, entry)
+                call_attrs[attrs.GEN_AI_TOOL_CALL_ARGUMENTS] = str(fields["arguments"])
+            REGISTRY.put("tool", key,
+                         self._start_tool_span(request_id, tool, call_id, call_attrs, live))
         else:
             exported_ev, live_ev = self._split_content(
                 {"arguments": fields["arguments"]}, self.content_on_events,
@@ -272,13 +265,7 @@ class LLMStream(Emitter):
                    **exported_content}
         entry = REGISTRY.pop("tool", f"{request_id}\x00{call_id}")
         if entry is None:  # a result without a call: still one span, with real ids
-            parent_entry = REGISTRY.get("llm", request_id)
-            entry = self._start_span(
-                f"execute_tool {tool}", SpanKind.INTERNAL,
-                {attrs.KIND: "tool", attrs.LLM_REQUEST_ID: request_id,
-                 attrs.GEN_AI_OPERATION_NAME: "execute_tool", attrs.GEN_AI_TOOL_NAME: tool,
-                 attrs.GEN_AI_TOOL_CALL_ID: call_id, attrs.GEN_AI_TOOL_TYPE: "function"},
-                parent_entry.context if parent_entry else None, None)
+            entry = self._start_tool_span(request_id, tool, call_id, {}, None)
         end_attrs: dict[str, Any] = {}
         if self.content_on_spans:
             end_attrs[attrs.GEN_AI_TOOL_CALL_RESULT] = dumps(fields["result"])
@@ -393,6 +380,18 @@ class LLMStream(Emitter):
         self._stopped()
 
     # -- internals ----------------------------------------------------------------------------
+    def _start_tool_span(self, request_id: str, tool: str, call_id: str,
+                         extra: Mapping[str, Any], live: Mapping[str, Any] | None) -> SpanEntry:
+        """An ``execute_tool {tool}`` span under the request's span (if still open)."""
+        span_attrs: dict[str, Any] = {
+            attrs.KIND: "tool", attrs.LLM_REQUEST_ID: request_id,
+            attrs.GEN_AI_OPERATION_NAME: "execute_tool", attrs.GEN_AI_TOOL_NAME: tool,
+            attrs.GEN_AI_TOOL_CALL_ID: call_id, attrs.GEN_AI_TOOL_TYPE: "function", **extra,
+        }
+        parent_entry = REGISTRY.get("llm", request_id)
+        return self._start_span(f"execute_tool {tool}", SpanKind.INTERNAL, span_attrs,
+                                parent_entry.context if parent_entry else None, live)
+
     def _close_tools(self, request_id: str) -> None:
         prefix = f"{request_id}\x00"
         for key in REGISTRY.keys("tool"):

@@ -121,10 +121,7 @@ class TaskStream(Emitter):
         ``estimated_time_remaining`` (ms), as keywords or one dict."""
         if not self.include_progress:
             return
-        if progress is not None and fields:
-            one_dict_or_kwargs(progress, fields, "emit_progress")  # raises: not both
-        # normalize builds a new dict: no need to copy the arguments first.
-        values = normalize(progress if progress is not None else fields,
+        values = normalize(one_dict_or_kwargs(progress, fields, "emit_progress"),
                            PROGRESS_SPEC, "emit_progress")
         data = {"taskId": task_id, **values, "timestamp": iso_ms_now()}
         self._update(task_id, {"progress": data})

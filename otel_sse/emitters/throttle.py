@@ -98,21 +98,20 @@ class Coalescer:
             self._deliver(key, value)
 
     def _fire(self, key: Hashable, generation: int) -> None:
-        with self._lock:
-            slot = self._slots.get(key)
-            if slot is None or not slot.pending or slot.generation != generation:
-                return
-            slot.pending = False
-            slot.generation += 1
-            slot.last = time.monotonic()
-            value, slot.value = slot.value, None
-        self._deliver(key, value)
+        self._release(key, generation)
 
     def flush(self, key: Hashable) -> None:
         """Deliver a pending value now (before a task's completion, say)."""
+        self._release(key, None)
+
+    def _release(self, key: Hashable, generation: int | None) -> None:
+        """Deliver the key's pending value, if any; a timer passes its ``generation`` and
+        delivers nothing once a flush (or an earlier timer) has taken the value."""
         with self._lock:
             slot = self._slots.get(key)
             if slot is None or not slot.pending:
+                return
+            if generation is not None and slot.generation != generation:
                 return
             slot.pending = False
             slot.generation += 1

@@ -15,10 +15,9 @@ from typing import Any
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import StatusCode
 
 _KINDS = {0: "internal", 1: "server", 2: "client", 3: "producer", 4: "consumer"}
-_STATUS = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
+_STATUS_VALUES = {0: "unset", 1: "ok", 2: "error"}  # StatusCode.UNSET / OK / ERROR values
 
 
 @dataclass(slots=True)
@@ -106,9 +105,6 @@ def _service(resource: Any) -> str:
     name = str(attrs.get("service.name", "unknown_service"))
     _last_service = (resource, name)
     return name
-
-
-_STATUS_VALUES = {code.value: name for code, name in _STATUS.items()}
 
 
 def span_from_sdk(span: ReadableSpan, ended: bool,

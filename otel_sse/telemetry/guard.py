@@ -65,8 +65,6 @@ class ExportHealth:
         self.signal = signal
         self.endpoint = endpoint
         self.failing = False
-        self.failures = 0
-        self.outages = 0
         self._lock = threading.Lock()
         _install_filter()
 
@@ -79,11 +77,9 @@ class ExportHealth:
 
     def fail(self, detail: str) -> None:
         with self._lock:
-            self.failures += 1
             if self.failing:
                 return
             self.failing = True
-            self.outages += 1
         _log.warning(
             "otel-sse: OTLP %s export to %s is failing (%s); the live stream carries on and "
             "further failures are not logged until export recovers",

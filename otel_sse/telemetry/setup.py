@@ -108,8 +108,8 @@ class Telemetry:
         self.logger: Logger = logger_provider.get_logger(attrs.INSTRUMENTATION_NAME, _VERSION)
         self.instruments = Instruments(
             meter_provider.get_meter(attrs.INSTRUMENTATION_NAME, _VERSION))
-        self._bridges: dict[
-            int, tuple[Any, SSEBridge, SSESpanProcessor, SSELogRecordProcessor]] = {}
+        # server id -> (server, bridge); the providers keep the bridge's processors.
+        self._bridges: dict[int, tuple[Any, SSEBridge]] = {}
         self._lock = threading.Lock()
         self.alive = True
 
@@ -121,11 +121,9 @@ class Telemetry:
             if found is not None and found[0] is server:
                 return found[1]
             bridge = SSEBridge(server, self.config.live_queue_size)
-            span_processor = SSESpanProcessor(bridge)
-            log_processor = SSELogRecordProcessor(bridge)
-            self.tracer_provider.add_span_processor(span_processor)
-            self.logger_provider.add_log_record_processor(log_processor)
-            self._bridges[id(server)] = (server, bridge, span_processor, log_processor)
+            self.tracer_provider.add_span_processor(SSESpanProcessor(bridge))
+            self.logger_provider.add_log_record_processor(SSELogRecordProcessor(bridge))
+            self._bridges[id(server)] = (server, bridge)
             return bridge
 
     def bridge_for(self, server: Any) -> SSEBridge | None:
@@ -176,6 +174,14 @@ class Telemetry:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _resource(cfg: TelemetryConfig) -> Resource:
+    """The config's resource attributes, with ``service.name`` when one is set."""
+    resource_attrs: dict[str, Any] = dict(cfg.resource)
+    if cfg.service_name:
+        resource_attrs["service.name"] = cfg.service_name
+    return Resource.create(resource_attrs)
 
 
 def _otlp_exporters(cfg: TelemetryConfig) -> dict[str, Any]:
@@ -288,10 +294,7 @@ def configure(
         export_max_batch_size=export_max_batch_size, capture_content=capture_content,
         export_tokens=export_tokens, set_global=set_global, live_queue_size=live_queue_size,
     )
-    resource_attrs: dict[str, Any] = dict(cfg.resource)
-    if cfg.service_name:
-        resource_attrs["service.name"] = cfg.service_name
-    resource = Resource.create(resource_attrs)
+    resource = _resource(cfg)
     exporters = _otlp_exporters(cfg)
     endpoint = cfg.otlp_endpoint or "the default endpoint"
     health = {signal: ExportHealth(signal, endpoint) for signal in exporters}
@@ -391,10 +394,7 @@ def _private_handle(server: Any) -> Telemetry:
     if found is not None:
         return found
     cfg = TelemetryConfig.from_env(set_global=False)
-    resource_attrs: dict[str, Any] = dict(cfg.resource)
-    if cfg.service_name:
-        resource_attrs["service.name"] = cfg.service_name
-    resource = Resource.create(resource_attrs)
+    resource = _resource(cfg)
     handle = Telemetry(
         cfg, TracerProvider(resource=resource, shutdown_on_exit=False),
         LoggerProvider(resource=resource, shutdown_on_exit=False),
