@@ -10,6 +10,14 @@ SYSTEM_PACKAGES := curl
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "otel-sse needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing python3-venv (needed by $(PYTHON) -m venv)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
+	  else \
+	    echo "$(PYTHON) cannot create a virtual environment (no ensurepip/venv): install python3-venv, e.g. sudo apt-get install python3-venv"; exit 1; \
+	  fi; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,fast,redis]'

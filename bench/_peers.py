@@ -26,7 +26,6 @@ aiohttp-sse). Every server gets uvloop and a listen backlog of 2,048.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import sys
 import time
@@ -110,26 +109,13 @@ class OtelServer(Server):
     def __init__(self, port: int, max_clients: int) -> None:
         from otel_sse.server import SSEServer
 
-        params = set(inspect.signature(SSEServer).parameters)
-        try:  # options beyond the signature go to ServerConfig
-            from otel_sse.server import ServerConfig
-
-            params |= set(ServerConfig.__dataclass_fields__)
-        except ImportError:
-            pass
         options: dict[str, Any] = {
             "port": port,
             "host": "127.0.0.1",
             "compression": False,
             "max_clients": max_clients,
-        }
-        # Options the lead may add; pass them only when the constructor has them.
-        optional: dict[str, Any] = {
             "backlog": BACKLOG,
-            "h2_max_concurrent_streams": max_clients,
-            "graceful_timeout": 1.0,
         }
-        options.update({k: v for k, v in optional.items() if k in params})
         self.server = SSEServer(**options)
         self.options = options
 
@@ -168,18 +154,12 @@ class StarletteServer(Server):
             return EventSourceResponse(stream())
 
         app = Starlette(routes=[Route("/events", events)])
-        try:
-            import httptools  # noqa: F401
-
-            http = "httptools"
-        except ImportError:
-            http = "h11"
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
             port=port,
             loop="none",  # uvloop is already the policy
-            http=http,
+            http="httptools",
             lifespan="off",
             log_level="warning",
             access_log=False,

@@ -24,11 +24,11 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
+from _results import RESULTS, write_section
+
 SECTION = "## Client parse throughput"
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def build_stream(events: int) -> bytes:
@@ -164,18 +164,6 @@ def table(results: dict[str, dict[str, list[float]]], modes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find(SECTION)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    else:
-        following = text.find("\n## ", start + len(SECTION))
-        end = len(text) if following < 0 else following + 1
-        text = text[:start] + body + "\n" + ("\n" + text[end:] if following >= 0 else "")
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -224,7 +212,7 @@ def main() -> None:
     )
     print(body)
     if args.write:
-        write_section(body)
+        write_section(SECTION, body)
         print(f"\nwrote the section to {RESULTS}", file=sys.stderr)
 
 

@@ -61,8 +61,8 @@ if str(HERE) not in sys.path:
 
 from _peers import EXTRA_KINDS, KINDS  # noqa: E402
 from _proc import Child, cpu_seconds, cpu_times, peak_rss_mb  # noqa: E402
+from _results import RESULTS, write_section  # noqa: E402
 
-RESULTS = HERE / "RESULTS.md"
 SECTION = "## Fan-out"
 
 # Targets from the issue, checked for otel-sse.
@@ -253,20 +253,6 @@ def machine() -> str:
             f"Linux {platform.release()}, Python {platform.python_version()}")
 
 
-def write_results(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    lines = old.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    new = text.rstrip("\n").splitlines()
-    if start is None:
-        body = old.rstrip("\n") + "\n\n" + "\n".join(new) + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        body = "\n".join([*lines[:start], *new, "", *lines[end:]]).rstrip("\n") + "\n"
-    RESULTS.write_text(body)
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -308,15 +294,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def otel_available() -> str:
-    """'' when otel_sse.server imports, else why not."""
-    try:
-        from otel_sse.server import SSEServer  # noqa: F401
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return ""
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.serve:
@@ -339,10 +316,6 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds:
         if kind not in KINDS + EXTRA_KINDS:
             raise SystemExit(f"unknown server {kind!r}; choose from {', '.join(KINDS)}")
-    notes: list[str] = []
-    if "otel-sse" in kinds and (why := otel_available()):
-        notes.append(f"otel-sse skipped: otel_sse.server does not import ({why})")
-        kinds.remove("otel-sse")
     command = "python bench/fanout.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     started = datetime.now(UTC)
     cells: list[Cell] = []
@@ -368,8 +341,6 @@ def main(argv: list[str] | None = None) -> int:
     if checks:
         print()
         print("\n".join(checks))
-    for note in notes:
-        print(f"\nnote: {note}")
     if args.json:
         args.json.write_text(json.dumps([c.__dict__ for c in cells], indent=2, default=str))
     if args.write:
@@ -388,8 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if checks:
             section += ["", "Targets (otel-sse):", "", *checks]
-        section += [f"\nNote: {note}" for note in notes]
-        write_results("\n".join(section) + "\n")
+        write_section(SECTION, "\n".join(section))
         print(f"\nwrote '{SECTION}' in {RESULTS}")
     return 0 if all(not c.error for c in cells) else 1
 

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from _results import write_section
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -51,6 +52,7 @@ from otel_sse.server import SSEServer
 from otel_sse.telemetry import Telemetry, TelemetryConfig
 
 ROOT = Path(__file__).resolve().parent
+SECTION = "## Telemetry overhead"
 
 
 class NullSpanExporter(SpanExporter):
@@ -330,7 +332,7 @@ def token_throughput(total: int, rate: float) -> Throughput:
 def render(costs: list[Costs], tputs: list[Throughput], total: int, reps: int,
            command: str) -> str:
     clock = "wall time" if CLOCK is time.perf_counter else "calling-thread CPU time"
-    lines = ["## Telemetry overhead", "", f"Command: `{command}`", "",
+    lines = [SECTION, "", f"Command: `{command}`", "",
              f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; medians of {reps} "
              f"repetitions; clock: {clock}; ratios are medians of per-repetition ratios "
              "(each variant measured back to back, order rotated). Shared, noisy machine: "
@@ -390,18 +392,6 @@ def render(costs: list[Costs], tputs: list[Throughput], total: int, reps: int,
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    path = ROOT / "RESULTS.md"
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = old.find("## Telemetry overhead")
-    if start == -1:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + 1)
-        new = old[:start] + text + (old[end + 1:] if end != -1 else "")
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15)
@@ -431,7 +421,7 @@ def main() -> None:
     for t in tputs:
         print(json.dumps({"rate": t.rate, **t.result}), file=sys.stderr)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

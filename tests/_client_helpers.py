@@ -1,4 +1,5 @@
-"""A raw HTTP/1.1 server for client tests: it writes exactly the bytes a test gives."""
+"""Client test helpers: a raw HTTP/1.1 server that writes exactly the bytes a test gives,
+reconnect settings for fast tests, and waiting for events or conditions."""
 
 from __future__ import annotations
 
@@ -6,6 +7,34 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from otel_sse.client import SSEClient, SSEEvent
+
+# Reconnect after a fixed 20 ms: no backoff growth, no jitter.
+FAST: dict[str, Any] = {
+    "reconnect_delay": 0.02,
+    "max_reconnect_delay": 0.02,
+    "reconnect_jitter": 0.0,
+}
+
+
+async def collect(client: SSEClient, count: int, timeout: float = 10.0) -> list[SSEEvent]:
+    """The client's next ``count`` events (iterating it), within ``timeout`` s."""
+    events: list[SSEEvent] = []
+    async with asyncio.timeout(timeout):
+        async for event in client:
+            events.append(event)
+            if len(events) == count:
+                break
+    return events
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``predicate`` every 10 ms until it holds, within ``timeout`` s."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
 
 
 @dataclass

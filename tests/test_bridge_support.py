@@ -1,7 +1,7 @@
 """Shared helpers for the bridge tests: a list sink, payload key checks, a stream collector.
 
-Payload keys follow CONTRACT.md sections 4 and 5. When ``tests/event_schemas.py``
-(the shared JSON schemas) exists its ``validate_event`` is used as well.
+Payload keys follow CONTRACT.md sections 4 and 5; ``check_event`` also validates
+against the shared JSON schemas of ``tests/event_schemas.py``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-try:  # the shared schemas, written by another helper
-    from tests.event_schemas import validate_event as _shared_validate
-except ImportError:  # pragma: no cover - until it lands
-    _shared_validate = None
+from tests.event_schemas import validate_event
 
 IDS = {"timestamp", "traceId", "spanId", "parentSpanId"}
 _TASK_OPT = {"name", "description", "priority", "type", "agentId", "result", "error", "progress",
@@ -75,15 +72,14 @@ def check_event(event_type: str, data: Mapping[str, Any]) -> None:
         assert int(data["spanId"], 16) != 0
         parent = data.get("parentSpanId")
         assert parent is None or (isinstance(parent, str) and len(parent) == 16)
-    if _shared_validate is not None:
-        _shared_validate(event_type, dict(data))
+    validate_event(event_type, dict(data))
 
 
 class ListSink:
     """An EventSink that collects what it is given, on the test's loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self.loop = loop or asyncio.get_running_loop()
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     def publish(self, event_type: str, data: Mapping[str, Any]) -> int:

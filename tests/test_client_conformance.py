@@ -23,42 +23,22 @@ from otel_sse.errors import (
     ConfigError,
     ReconnectExhaustedError,
 )
-from tests._client_helpers import RawServer, Request, body_then_close, head, write_pieces
-
-FAST = {"reconnect_delay": 0.02, "max_reconnect_delay": 0.02, "reconnect_jitter": 0.0}
-
-
-async def collect(client: SSEClient, count: int, timeout: float = 5.0) -> list[SSEEvent]:
-    events: list[SSEEvent] = []
-    async with asyncio.timeout(timeout):
-        async for event in client:
-            events.append(event)
-            if len(events) == count:
-                break
-    return events
+from tests._client_helpers import (
+    FAST,
+    RawServer,
+    Request,
+    body_then_close,
+    collect,
+    head,
+    wait_for,
+    write_pieces,
+)
 
 
 def recorder(client: SSEClient, pattern: str) -> list[SSEEvent]:
     seen: list[SSEEvent] = []
     client.on(pattern, seen.append)
     return seen
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
-def hold_open() -> Any:
-    """A handler for connections that should stay open and silent."""
-
-    async def handler(index: int, request: Request, writer: asyncio.StreamWriter) -> None:
-        writer.write(head())
-        await writer.drain()
-        await asyncio.sleep(30)
-
-    return handler
 
 
 # Every parsing rule in one stream; expected as (type, raw data, id).

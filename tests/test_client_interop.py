@@ -24,20 +24,8 @@ from starlette.routing import Route
 
 from otel_sse.client import ConnectionState, SSEClient, SSEEvent
 from otel_sse.errors import CertificateError, ConnectError
+from tests._client_helpers import FAST, collect
 from tests.conftest import free_port
-
-FAST = {"reconnect_delay": 0.02, "max_reconnect_delay": 0.02, "reconnect_jitter": 0.0}
-
-
-async def collect(client: SSEClient, count: int, timeout: float = 10.0) -> list[SSEEvent]:
-    events: list[SSEEvent] = []
-    async with asyncio.timeout(timeout):
-        async for event in client:
-            events.append(event)
-            if len(events) == count:
-                break
-    return events
-
 
 # ------------------------------------------------------------ sse-starlette
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,40 +11,21 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from otel_sse.client import ConnectionState, SSEClient, SSEEvent
-from otel_sse.server import SSEServer
+from tests._client_helpers import collect, wait_for
+from tests.sse_helpers import running_server
 
-FAST = {"reconnect_delay": 0.05, "max_reconnect_delay": 0.2, "reconnect_jitter": 0.0}
-
-
-@contextlib.asynccontextmanager
-async def running(**options: Any) -> AsyncIterator[SSEServer]:
-    server = SSEServer(port=0, host="127.0.0.1", keep_alive_interval=5.0, **options)
-    await server.start()
-    try:
-        yield server
-    finally:
-        if server.running:
-            await server.stop()
-
-
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
-async def take(client: SSEClient, count: int, timeout: float = 10.0) -> list[SSEEvent]:
-    events: list[SSEEvent] = []
-    async with asyncio.timeout(timeout):
-        async for event in client:
-            events.append(event)
-            if len(events) == count:
-                break
-    return events
+FAST: dict[str, Any] = {
+    "reconnect_delay": 0.05,
+    "max_reconnect_delay": 0.2,
+    "reconnect_jitter": 0.0,
+}
 
 
 async def test_httpx_sse_reads_sse_server() -> None:
-    async with running() as server, httpx.AsyncClient(timeout=10) as http:
+    async with (
+        running_server(keep_alive_interval=5.0) as server,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
         async with aconnect_sse(http, "GET", f"{server.url}/events") as source:
             events = source.aiter_sse()
             first = await anext(events)
@@ -59,14 +39,14 @@ async def test_httpx_sse_reads_sse_server() -> None:
 
 
 async def test_handshake_once_per_connection_and_not_yielded() -> None:
-    async with running() as server:
+    async with running_server(keep_alive_interval=5.0) as server:
         client = SSEClient(f"{server.url}/events", **FAST)
         connected: list[SSEEvent] = []
         client.on("connected", connected.append)
         async with client:
             await wait_for(lambda: len(connected) == 1)
             server.broadcast({"event": "notification", "data": {"message": "hi"}})
-            (event,) = await take(client, 1)
+            (event,) = await collect(client, 1)
         assert event.type == "notification"
         assert event.data["message"] == "hi"
         assert len(connected) == 1
@@ -75,7 +55,7 @@ async def test_handshake_once_per_connection_and_not_yielded() -> None:
 
 
 async def test_restart_mid_stream_every_event_once_in_order() -> None:
-    async with running() as server:
+    async with running_server(keep_alive_interval=5.0) as server:
         client = SSEClient(f"{server.url}/events", **FAST)
         connected: list[SSEEvent] = []
         client.on("connected", connected.append)
@@ -115,19 +95,19 @@ async def test_restart_mid_stream_every_event_once_in_order() -> None:
 
 
 async def test_unknown_last_event_id_gives_stream_gap_then_history() -> None:
-    async with running() as server:
+    async with running_server(keep_alive_interval=5.0) as server:
         for i in range(3):
             server.broadcast({"event": "task:progress", "data": {"i": i}})
         client = SSEClient(f"{server.url}/events", last_event_id="another-run-42", **FAST)
         async with client:
-            events = await take(client, 4)
+            events = await collect(client, 4)
         assert events[0].type == "stream:gap"
         assert events[0].data["requestedId"] == "another-run-42"
         assert [e.data["i"] for e in events[1:]] == [0, 1, 2]
 
 
 async def test_filters_applied_by_the_server() -> None:
-    async with running() as server:
+    async with running_server(keep_alive_interval=5.0) as server:
         client = SSEClient(f"{server.url}/events", filters=["task:*", "agent:spawned"], **FAST)
         connected: list[SSEEvent] = []
         client.on("connected", connected.append)
@@ -136,7 +116,7 @@ async def test_filters_applied_by_the_server() -> None:
             for name in ["task:created", "llm:token", "agent:spawned", "agent:stopped",
                          "task:completed"]:
                 server.broadcast({"event": name, "data": {"name": name}})
-            events = await take(client, 3)
+            events = await collect(client, 3)
             await asyncio.sleep(0.1)
             stats = client.get_stats()
         assert [e.type for e in events] == ["task:created", "agent:spawned", "task:completed"]
@@ -146,21 +126,21 @@ async def test_filters_applied_by_the_server() -> None:
 
 @pytest.mark.parametrize("http2", ["prior-knowledge", False])
 async def test_protocols_against_sse_server(http2: Any) -> None:
-    async with running() as server:
+    async with running_server(keep_alive_interval=5.0) as server:
         client = SSEClient(f"{server.url}/events", http2=http2, **FAST)
         connected: list[SSEEvent] = []
         client.on("connected", connected.append)
         async with client:
             await wait_for(lambda: len(connected) == 1)
             server.broadcast({"event": "llm:token", "data": {"token": "hé"}})
-            (event,) = await take(client, 1)
+            (event,) = await collect(client, 1)
             version = client.get_stats()["http_version"]
         assert event.data["token"] == "hé"
         assert version == ("2" if http2 else "1.1")
 
 
 async def test_compressed_stream_from_sse_server() -> None:
-    async with running(compression=True) as server:
+    async with running_server(keep_alive_interval=5.0, compression=True) as server:
         client = SSEClient(f"{server.url}/events", **FAST)
         connected: list[SSEEvent] = []
         client.on("connected", connected.append)
@@ -169,5 +149,5 @@ async def test_compressed_stream_from_sse_server() -> None:
             for i in range(50):
                 data = {"i": i, "pad": "x" * 200}
                 server.broadcast({"event": "agent:output:stdout", "data": data})
-            events = await take(client, 50)
+            events = await collect(client, 50)
         assert [e.data["i"] for e in events] == list(range(50))
