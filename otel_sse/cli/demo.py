@@ -6,8 +6,8 @@ import asyncio
 import os
 from typing import Any
 
-from otel_sse.cli import stop_event
-from otel_sse.demo_team import run_team
+from otel_sse.cli.demo_team import run_team
+from otel_sse.cli.runner import stop_event
 from otel_sse.server import SSEServer
 
 
