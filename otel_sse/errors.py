@@ -15,6 +15,14 @@ class EventFormatError(OtelSSEError, ValueError):
     """An event cannot be written to the wire as given (CR, LF or NUL in a name or id)."""
 
 
+class InvalidEventId(OtelSSEError, ValueError):
+    """A Last-Event-ID that no server could have sent (too long, control characters)."""
+
+
+class FilterError(OtelSSEError, ValueError):
+    """A filter pattern is malformed; the message says which and why."""
+
+
 class ServerError(OtelSSEError):
     """The server cannot start or is not in a state to do what was asked."""
 

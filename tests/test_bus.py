@@ -65,9 +65,35 @@ def test_retained_events_are_invisible_to_the_garbage_collector() -> None:
     assert len(log.history) == 5000
 
 
-def _reader(fanout: Fanout, patterns: list[str] | None, cursor: int = 0) -> Subscriber:
-    sub = Subscriber("c", EventFilter(patterns), cursor, {})
-    fanout.add(sub)
+class MemorySink:
+    """A sink that keeps what it is written, with room set by the test."""
+
+    def __init__(self, room: int = 0) -> None:
+        self.free = room
+        self.data = bytearray()
+        self.ended = self.aborted = False
+
+    def room(self) -> int:
+        return self.free
+
+    def buffered(self) -> int:
+        return 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.data += data
+        self.free -= len(data)
+
+    def end(self) -> None:
+        self.ended = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def _reader(fanout: Fanout, patterns: list[str] | None, cursor: int = 0,
+            sink: MemorySink | None = None) -> Subscriber:
+    sub = Subscriber("c", EventFilter(patterns), cursor, {}, sink=sink or MemorySink())
+    fanout.attach(sub)
     return sub
 
 

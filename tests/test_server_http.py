@@ -79,7 +79,16 @@ async def test_options_preflight_and_cors_origins() -> None:
                                        headers={"Origin": "https://evil.example"}) as resp:
                 assert resp.status == 204
                 assert "Access-Control-Allow-Origin" not in resp.headers
+    # Closed by default: no origin is granted unless listed, "*" only when asked for.
     async with running_server() as server, aiohttp.ClientSession() as session:
+        async with session.options(f"{server.url}/events",
+                                   headers={"Origin": "https://app.example"}) as resp:
+            assert resp.status == 204
+            assert "Access-Control-Allow-Origin" not in resp.headers
+        async with session.get(f"{server.url}/healthz",
+                               headers={"Origin": "https://app.example"}) as resp:
+            assert "Access-Control-Allow-Origin" not in resp.headers
+    async with running_server(cors_origins=["*"]) as server, aiohttp.ClientSession() as session:
         async with session.options(f"{server.url}/events") as resp:
             assert resp.status == 204
             assert resp.headers["Access-Control-Allow-Origin"] == "*"

@@ -1,11 +1,20 @@
-"""Fan-out from the event log to subscribers, each reading at its own pace.
+"""Fan-out from the event log to subscribers, each written at the pace its peer reads.
 
-Subscribers do not hold copies of events: each keeps a cursor into the
-shared history and, when woken, takes everything after it in one read, so a
-client that fell behind gets its backlog in one write and memory does not
-grow with the number of slow clients. Only direct messages (``connected``,
-``stream:gap``, ``send_to_client``, keep-alive) sit in a small per-client
-queue, ordered against the history by the sequence number they follow.
+Subscribers do not hold copies of events: each keeps a cursor into the shared
+history. Delivery is pushed: a write round (one per publish, or per burst of
+publishes) writes to every caught-up subscriber whose filter matches, taking
+everything after its cursor in one write, but never more than its sink has
+room for. A sink (one HTTP/1.1 response, one HTTP/2 stream) has room while the
+bytes it holds unsent stay under the client's buffer cap and, on HTTP/2, while
+the peer's flow-control windows are open. A subscriber without room is left
+behind, cursor and all, until its sink says it is writable again; what it is
+due stays in the shared history, so a stalled client costs no memory beyond
+its cap, and the slow-client rule sees it falling behind (in events and in
+bytes) and applies the policy.
+
+Only direct messages (``connected``, ``stream:gap``, ``send_to_client``,
+keep-alive) sit in a small per-subscriber queue, bounded in bytes, ordered
+against the history by the sequence number they follow.
 
 Everything here runs on the server's event loop.
 """
@@ -17,18 +26,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Protocol
 
-from otel_sse.bus.history import StoredEvent
 from otel_sse.bus.ids import format_id
 from otel_sse.bus.log import EventLog
 from otel_sse.wire.encoder import dumps, encode_event, iso_ms_from_epoch, iso_ms_now
 from otel_sse.wire.filters import EventFilter
 
-# The largest backlog taken in one read: bounds one write during a replay.
+# The most events taken in one read: bounds the work of one write during a replay.
 READ_BATCH = 512
-# Rounds that wake fewer readers than PACED_ROUND, or take less than PACE_FROM
-# seconds, are never paced: their writes cost little, and pacing them only turned
-# a slow round now and then into a latency tail.
+# Rounds that write to fewer subscribers than PACED_ROUND, or take less than
+# PACE_FROM seconds, are never paced: their writes cost little, and pacing them
+# only turned a slow round now and then into a latency tail.
 PACED_ROUND = 256
 PACE_FROM = 0.003
 # However costly a round, the next one starts within this many seconds (latency bound).
@@ -40,51 +49,79 @@ class SlowClientPolicy(StrEnum):
     DROP_OLDEST = "drop-oldest"
 
 
+class Sink(Protocol):
+    """Where one subscriber's bytes go: an HTTP/1.1 response body or an HTTP/2 stream.
+
+    The connection layer implements it and calls :meth:`Fanout.writable` when a
+    sink that had no room has some again, and :meth:`Fanout.detach` when it is gone.
+    """
+
+    def room(self) -> int:
+        """Bytes that may be written now (0 or less: none)."""
+        ...
+
+    def buffered(self) -> int:
+        """Bytes written but not yet handed to the network."""
+        ...
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def end(self) -> None:
+        """Finish the response cleanly (everything written so far is sent first)."""
+        ...
+
+    def abort(self) -> None:
+        """Cut the response now (the client resumes by id)."""
+        ...
+
+
 class Subscriber:
     __slots__ = (
         "bytes_sent",
         "client_id",
         "closing",
+        "compress",
         "connected_at",
         "cursor",
         "direct",
+        "direct_bytes",
         "direct_seq",
-        "due",
         "events_sent",
         "filter",
         "info",
-        "kill_hook",
         "killed",
         "lagging",
+        "last_due",
         "last_write",
-        "live",
         "missed",
+        "partial",
+        "sink",
         "skip",
-        "waiter",
     )
 
     def __init__(self, client_id: str, event_filter: EventFilter, cursor: int,
-                 info: dict[str, str]) -> None:
+                 info: dict[str, str], sink: Sink | None = None,
+                 compress: Callable[[bytes], bytes] | None = None) -> None:
         self.client_id = client_id
         self.filter = event_filter
         self.cursor = cursor
+        self.sink = sink
+        self.compress = compress
         self.direct: deque[tuple[int, bytes]] = deque()
+        self.direct_bytes = 0
         self.direct_seq = 0
-        self.waiter: asyncio.Future[None] | None = None
-        # Set by a write round (or a direct message): the reader may collect once.
-        self.due = True
-        # A replaying subscriber is catching up on purpose, not falling behind.
-        self.live = False
+        # The unwritten tail of a write larger than the sink's room.
+        self.partial: memoryview | None = None
         self.closing = False
         self.killed: str | None = None
-        self.kill_hook: Callable[[], None] | None = None
         self.missed = 0
         self.lagging = False
+        self.last_due = 0
         self.skip = False
         self.events_sent = 0
         self.bytes_sent = 0
         self.connected_at = time.time()
-        self.last_write = time.monotonic()
+        self.last_write = 0.0
         self.info = info
 
     def snapshot(self) -> dict[str, object]:
@@ -105,36 +142,49 @@ def control_frame(event_type: str, data: dict[str, object]) -> bytes:
 
 
 class Fanout:
-    def __init__(self, log: EventLog, max_lag: int, policy: SlowClientPolicy) -> None:
+    """Subscribers of one event log and the write rounds that feed them.
+
+    ``buffer_bytes`` caps what one client may be due and hold unsent; ``max_lag``
+    caps how many events it may be behind. A client over either cap at two
+    sweeps in a row, and not catching up, is slow: ``policy`` decides.
+    """
+
+    def __init__(self, log: EventLog, max_lag: int, policy: SlowClientPolicy,
+                 buffer_bytes: int = 1024 * 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if max_lag < 1:
             raise ValueError(f"client_queue_size must be >= 1, got {max_lag!r}")
+        if buffer_bytes < 1024:
+            raise ValueError(f"client_buffer_bytes must be >= 1024, got {buffer_bytes!r}")
         self.log = log
         self.max_lag = max_lag
         self.policy = policy
+        self.buffer_bytes = buffer_bytes
+        self.clock = clock
         self.subscribers: dict[str, Subscriber] = {}
-        self._waiting: set[Subscriber] = set()
+        # Caught up at their last write: the next round writes to them.
+        self._idle: set[Subscriber] = set()
         self._dirty_types: set[str] = set()
         self._wake_scheduled = False
         self._next_round = 0.0
-        self._round_start = 0.0
+        self._after_round: list[Callable[[], None]] = []
         self._filtered: dict[str, Subscriber] = {}
         self._recipients: dict[str, int] = {}
-        self._behind: set[Subscriber] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.slow_disconnects = 0
         self.gaps_sent = 0
+        self.direct_dropped = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
     # -- publishing ---------------------------------------------------------
 
-    def publish(self, event_type: str, data: str, retry: int | None = None) -> StoredEvent:
-        event = self.log.append(event_type, data, retry)
+    def publish(self, event_type: str, data: str, retry: int | None = None) -> None:
+        self.log.append(event_type, data, retry)
         self._dirty_types.add(event_type)
-        if self._waiting:
+        if self._idle:
             self._schedule_round()
-        return event
 
     def _schedule_round(self) -> None:
         # Publishes before the round runs share it: a burst leaves in one write
@@ -144,9 +194,20 @@ class Fanout:
             return
         self._wake_scheduled = True
         if loop.time() >= self._next_round:
-            loop.call_soon(self._wake)
+            loop.call_soon(self._round)
         else:
-            loop.call_at(self._next_round, self._wake)
+            loop.call_at(self._next_round, self._round)
+
+    def after_round(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the pending write round is done (now if none is)."""
+        if self._wake_scheduled:
+            self._after_round.append(callback)
+        else:
+            callback()
+
+    @property
+    def round_pending(self) -> bool:
+        return self._wake_scheduled
 
     def recipients(self, event_type: str) -> int:
         """How many subscribers take this event type (memoised until one joins or leaves:
@@ -160,64 +221,90 @@ class Fanout:
                 self._recipients[event_type] = count
         return count
 
-    def _wake(self) -> None:
-        """One write round: every waiting reader with something due collects once."""
+    def _round(self) -> None:
+        """One write round: every caught-up subscriber whose filter matches is written to.
+
+        With many clients a round costs milliseconds; starting the next one no
+        sooner than that cost again (at most ``MAX_PACE`` later) lets events that
+        arrive meanwhile share one write per client, so the cost follows clients
+        x rounds, not clients x events. Small rounds are not paced at all.
+        """
+        loop = self._loop
+        assert loop is not None
+        started = loop.time()
         self._wake_scheduled = False
         types = self._dirty_types
         self._dirty_types = set()
-        behind = self._behind
-        woken = []
-        for sub in self._waiting:
+        idle = self._idle
+        self._idle = set()
+        last = self.log.history.last_seq
+        deliver = self.deliver
+        written = 0
+        for sub in idle:
             flt = sub.filter
-            if flt.matches_all or sub in behind or any(flt(t) for t in types):
-                woken.append(sub)
-        behind.clear()
-        for sub in woken:
-            self._release(sub)
-        if len(woken) >= PACED_ROUND and self._loop is not None:
-            # Queued after every woken reader's step, so it runs once their writes are done.
-            self._round_start = self._loop.time()
-            self._loop.call_soon(self._round_done)
-
-    def _round_done(self) -> None:
-        """Pace write rounds so that writing takes at most half of the loop's time.
-
-        With many clients, a round of writes costs milliseconds; starting the next
-        round no sooner than that cost again lets events that arrive meanwhile
-        share one write per client, so the cost follows clients x rounds, not
-        clients x events, and latency stays about one round instead of growing
-        with a backlog. Small rounds are not paced at all.
-        """
-        assert self._loop is not None
-        now = self._loop.time()
-        cost = now - self._round_start
-        self._next_round = now + min(cost, MAX_PACE) if cost >= PACE_FROM else 0.0
-
-    def _release(self, sub: Subscriber) -> None:
-        sub.due = True
-        self._waiting.discard(sub)
-        waiter = sub.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            if flt.matches_all or any(flt(t) for t in types):
+                deliver(sub)
+                written += 1
+            else:
+                # Nothing published since it caught up is for it: it is caught up still.
+                if not sub.direct:
+                    sub.cursor = last
+                self._idle.add(sub)
+        if written >= PACED_ROUND:
+            now = loop.time()
+            cost = now - started
+            self._next_round = now + min(cost, MAX_PACE) if cost >= PACE_FROM else 0.0
+        callbacks, self._after_round = self._after_round, []
+        for callback in callbacks:
+            callback()
 
     # -- subscribers --------------------------------------------------------
 
-    def add(self, sub: Subscriber) -> None:
+    def attach(self, sub: Subscriber) -> None:
+        """Start delivering to ``sub`` (its sink set); what is queued for it goes now."""
         self._recipients = {}
         self.subscribers[sub.client_id] = sub
         if not sub.filter.matches_all:
             self._filtered[sub.client_id] = sub
+        self.deliver(sub)
 
-    def remove(self, sub: Subscriber) -> None:
+    def detach(self, sub: Subscriber) -> None:
+        """Forget ``sub`` (its connection or stream is gone); idempotent."""
+        if self.subscribers.pop(sub.client_id, None) is None:
+            return
         self._recipients = {}
-        self.subscribers.pop(sub.client_id, None)
         self._filtered.pop(sub.client_id, None)
-        self._waiting.discard(sub)
-        self._behind.discard(sub)
+        self._idle.discard(sub)
+        sub.direct.clear()
+        sub.direct_bytes = 0
+        sub.partial = None
 
-    def send_direct(self, sub: Subscriber, frame: bytes) -> None:
+    def writable(self, sub: Subscriber) -> None:
+        """The sink of ``sub`` has room again."""
+        if sub.client_id in self.subscribers and sub not in self._idle:
+            self.deliver(sub)
+
+    def send_direct(self, sub: Subscriber, frame: bytes) -> bool:
+        """Queue ``frame`` for ``sub`` after the events published so far, and write it
+        when the sink has room. False when it did not fit the client's buffer cap."""
+        if sub.killed is not None or sub.client_id not in self.subscribers:
+            return False
+        if sub.direct_bytes + len(frame) > self.buffer_bytes and sub.direct:
+            # A flood of direct messages to a client that does not read.
+            self.direct_dropped += 1
+            if self.policy is SlowClientPolicy.DISCONNECT:
+                self.slow_disconnects += 1
+                self.kill(sub, "slow")
+                return False
+            _, dropped = sub.direct.popleft()
+            sub.direct_bytes -= len(dropped)
+            sub.missed += 1
         sub.direct.append((self.log.history.last_seq, frame))
-        self._release(sub)
+        sub.direct_bytes += len(frame)
+        if sub in self._idle:
+            self._idle.discard(sub)
+            self.deliver(sub)
+        return True
 
     def next_direct_id(self, sub: Subscriber) -> str:
         """An id for a direct message: after the last published event, before the next."""
@@ -225,122 +312,199 @@ class Fanout:
         return format_id(self.log.run_id, self.log.history.last_seq, sub.direct_seq)
 
     def close(self, sub: Subscriber) -> None:
-        """End the stream once what is queued for it has been written."""
+        """End the stream once what is due to it has been written."""
         sub.closing = True
-        self._release(sub)
+        if sub in self._idle:
+            self._idle.discard(sub)
+            self.deliver(sub)
 
     def kill(self, sub: Subscriber, reason: str) -> None:
-        """End the stream now, dropping what is queued (the client resumes by id)."""
-        if sub.killed is None:
-            sub.killed = reason
-            self._release(sub)
-            if sub.kill_hook is not None:
-                sub.kill_hook()
+        """End the stream now, dropping what is due (the client resumes by id)."""
+        if sub.killed is not None:
+            return
+        sub.killed = reason
+        sink = sub.sink
+        self.detach(sub)
+        if sink is not None:
+            sink.abort()
+
+    def due_bytes(self, sub: Subscriber) -> int:
+        """What the client is due and holds unsent, in bytes: its sink's buffer, the
+        rest of a partial write, its direct queue and the history after its cursor
+        (all of it: filtered-out events are counted too, an upper bound)."""
+        held = sub.sink.buffered() if sub.sink is not None else 0
+        partial = len(sub.partial) if sub.partial is not None else 0
+        return held + partial + sub.direct_bytes + self.log.history.bytes_after(sub.cursor)
 
     def sweep(self) -> None:
-        """Apply the slow-client policy to readers that stay behind.
+        """Apply the slow-client policy to subscribers that stay behind.
 
-        A reader is slow when it is more than ``max_lag`` events behind at two
-        sweeps in a row: a burst published in one go puts every reader behind
-        for a moment, a slow one stays there (often stuck in a blocked write,
-        where it never reaches ``collect``).
+        A subscriber is slow when, at two sweeps in a row, it is more than
+        ``max_lag`` events or ``buffer_bytes`` bytes behind and not catching up
+        (what it is due did not shrink): a burst puts every reader behind for a
+        moment, a client replaying history catches up, a stalled or too slow one
+        stays behind, often with no room to write at all.
         """
         last = self.log.history.last_seq
         for sub in list(self.subscribers.values()):
-            behind = sub.live and last - sub.cursor > self.max_lag and sub.killed is None
-            if not behind:
-                sub.lagging = False
-            elif not sub.lagging:
-                sub.lagging = True
-            elif self.policy is SlowClientPolicy.DISCONNECT:
-                self.slow_disconnects += 1
-                self.kill(sub, "slow")
-            else:
-                sub.skip = True
-                self._release(sub)
-
-    # -- reading ------------------------------------------------------------
-
-    async def read(self, sub: Subscriber) -> bytes | None:
-        """The next bytes for this subscriber; None when its stream should end."""
-        loop = self._loop
-        assert loop is not None
-        while True:
             if sub.killed is not None:
-                return None
-            # Outside a round a live reader does not collect what was published
-            # while it was writing: that waits for the next (paced) round, so one
-            # round costs one write per client however long it takes.
-            if sub.due or not sub.live:
-                sub.due = False
-                chunk = self.collect(sub)
-                if chunk:
-                    return chunk
-            elif sub.cursor < self.log.history.last_seq:
-                self._behind.add(sub)
-                self._schedule_round()
-            if sub.closing:
-                return None
-            waiter = loop.create_future()
-            sub.waiter = waiter
-            self._waiting.add(sub)
-            try:
-                await waiter
-            finally:
-                sub.waiter = None
-                self._waiting.discard(sub)
+                continue
+            due = self.due_bytes(sub)
+            behind = last - sub.cursor > self.max_lag or due > self.buffer_bytes
+            if behind and sub.lagging and due >= sub.last_due:
+                if self.policy is SlowClientPolicy.DISCONNECT:
+                    self.slow_disconnects += 1
+                    self.kill(sub, "slow")
+                    continue
+                sub.skip = True
+                self.writable(sub)
+                behind = False
+            sub.lagging = behind
+            sub.last_due = due
 
-    def collect(self, sub: Subscriber) -> bytes:
+    def keep_alive(self, frame: bytes, quiet_for: float) -> None:
+        """Send ``frame`` to every subscriber that wrote nothing for ``quiet_for`` seconds
+        and has room (a blocked one is not idle: its peer just does not read)."""
+        since = self.clock() - quiet_for
+        for sub in list(self._idle):
+            if sub.last_write <= since:
+                self.send_direct(sub, frame)
+
+    # -- writing ------------------------------------------------------------
+
+    def deliver(self, sub: Subscriber) -> None:
+        """Write what ``sub`` is due, as far as its sink has room."""
+        sink = sub.sink
+        if sink is None or sub.killed is not None:
+            return
+        room = sink.room()
+        wrote = False
+        partial = sub.partial
+        if partial is not None:
+            if room <= 0:
+                return
+            sub.partial = self._write_some(sub, sink, partial, room)
+            room -= len(partial)
+            wrote = True
+            if sub.partial is not None:
+                sub.last_write = self.clock()
+                return
+        while room > 0:
+            chunk = self.collect(sub, room)
+            if not chunk:
+                break
+            data = sub.compress(chunk) if sub.compress is not None else chunk
+            wrote = True
+            if len(data) > room:
+                sub.partial = self._write_some(sub, sink, memoryview(data), room)
+                break
+            sink.write(data)
+            sub.bytes_sent += len(data)
+            room -= len(data)
+        if wrote:
+            sub.last_write = self.clock()
+        if sub.partial is None and sub.cursor >= self.log.history.last_seq and not sub.direct:
+            if sub.closing:
+                self.detach(sub)
+                sink.end()
+            elif sub.client_id in self.subscribers:
+                self._idle.add(sub)
+        # Otherwise it has no room: its sink calls writable() when it has.
+
+    @staticmethod
+    def _write_some(sub: Subscriber, sink: Sink, data: memoryview, room: int) -> memoryview | None:
+        """Write at most ``room`` bytes of ``data``; the rest, if any, for later."""
+        if len(data) <= room:
+            sink.write(data)
+            sub.bytes_sent += len(data)
+            return None
+        sink.write(data[:room])
+        sub.bytes_sent += room
+        return data[room:]
+
+    def collect(self, sub: Subscriber, limit: int = 1 << 62) -> bytes:
+        """What ``sub`` is due, up to ``limit`` bytes (but at least one event or direct
+        message when it is due anything); advances its cursor past what it returns."""
         history = self.log.history
         last = history.last_seq
         cursor = sub.cursor
         direct = sub.direct
         if cursor >= last:
-            sub.live = True
             if not direct:
                 return b""
-            frames = [frame for _, frame in direct]
-            direct.clear()
+            frames: list[bytes] = []
+            size = 0
+            while direct and (not frames or size + len(direct[0][1]) <= limit):
+                frame = direct.popleft()[1]
+                frames.append(frame)
+                size += len(frame)
+            sub.direct_bytes -= size
             return b"".join(frames)
 
         frames = []
+        size = 0
+        while direct and direct[0][0] <= cursor:  # queued before any event now due
+            queued = direct.popleft()[1]
+            sub.direct_bytes -= len(queued)
+            frames.append(queued)
+            size += len(queued)
         if cursor < history.first_seq - 1:
             # History was trimmed past this reader: say so before what remains.
             missed = history.first_seq - 1 - cursor
-            frames.append(self._gap_frame(sub, cursor, missed))
+            gap = self._gap_frame(sub, cursor, missed)
+            frames.append(gap)
+            size += len(gap)
             cursor = history.first_seq - 1
         elif sub.skip:
-            # drop-oldest: keep the newest max_lag events, say how many were skipped.
+            # drop-oldest: keep what fits the client's caps, say how many were skipped.
             sub.skip = sub.lagging = False
-            missed = last - cursor - self.max_lag
+            keep_from = max(last - self.max_lag, history.seq_within(self.buffer_bytes // 2))
+            missed = keep_from - cursor
             if missed > 0:
-                frames.append(self._gap_frame(sub, cursor, missed))
-                cursor += missed
+                gap = self._gap_frame(sub, cursor, missed)
+                frames.append(gap)
+                size += len(gap)
+                cursor = keep_from
 
         first, stop = history.window(cursor, READ_BATCH)
-        chunk = history.frames(first, stop)
         flt = sub.filter
+        sent = 0
         if not direct and flt.matches_all:
-            frames += chunk
-            sent = len(chunk)
+            # The common case: a run of frames, cut to the byte limit through the
+            # history's offsets, with no per-event work.
+            if stop >= first:
+                # At least one event: one larger than the limit is written in parts.
+                stop = history.last_within(first, stop, limit - size)
+                chunk = history.frames(first, stop)
+                frames += chunk
+                sent = len(chunk)
+                if chunk:
+                    cursor = stop
         else:
-            sent = 0
             seq = first
-            for event_type, frame in zip(history.types(first, stop), chunk, strict=True):
+            for event_type, frame in zip(history.types(first, stop), history.frames(first, stop),
+                                         strict=True):
                 while direct and direct[0][0] < seq:
-                    frames.append(direct.popleft()[1])
+                    queued = direct.popleft()[1]
+                    sub.direct_bytes -= len(queued)
+                    frames.append(queued)
+                    size += len(queued)
                 if flt(event_type):
+                    if size + len(frame) > limit and frames:
+                        break
                     frames.append(frame)
+                    size += len(frame)
                     sent += 1
+                cursor = seq
                 seq += 1
-        if chunk:
-            cursor = stop
-        while direct and direct[0][0] <= cursor:
-            frames.append(direct.popleft()[1])
+        while direct and direct[0][0] <= cursor and (size + len(direct[0][1]) <= limit
+                                                      or not frames):
+            queued = direct.popleft()[1]
+            sub.direct_bytes -= len(queued)
+            frames.append(queued)
+            size += len(queued)
         sub.cursor = cursor
         sub.events_sent += sent
-        if cursor >= last:
-            sub.live = True
         return b"".join(frames)
 
     def _gap_frame(self, sub: Subscriber, cursor: int, missed: int | None) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from typing import NamedTuple, TypeVar
 
 _T = TypeVar("_T")
@@ -22,16 +23,19 @@ class History:
     Fixed lists indexed by ``seq % capacity`` give O(1) access to any retained
     sequence number, which the per-client read on every publish depends on.
 
-    The ring holds only strings and bytes, in parallel lists, never an object per
-    event: the cyclic garbage collector does not track str and bytes, so thousands
-    of retained events cost the application's collections nothing. (One tracked
-    object per event made every young-generation collection in the process, on
-    the application's threads too, walk the recent history: that alone was +8 %
-    on the cost of a span with the server in the same process.)
+    The ring holds only strings, bytes and a machine-integer array, never an
+    object per event: the cyclic garbage collector does not track them, so
+    thousands of retained events cost the application's collections nothing.
+    (One tracked object per event made every young-generation collection in the
+    process, on the application's threads too, walk the recent history.)
+
+    Each event's end offset in the stream of all bytes ever appended is kept too,
+    so how many bytes a reader at any position is behind is one subtraction: the
+    slow-client rule bounds what a client is due in bytes, not only in events.
     """
 
-    __slots__ = ("_bytes", "_frames", "_ids", "_types", "capacity", "first_seq", "last_seq",
-                 "max_bytes")
+    __slots__ = ("_ends", "_first_start", "_frames", "_ids", "_total", "_types", "capacity",
+                 "first_seq", "last_seq", "max_bytes")
 
     def __init__(self, capacity: int, max_bytes: int) -> None:
         if capacity < 1:
@@ -43,7 +47,10 @@ class History:
         self._ids: list[str] = [""] * capacity
         self._types: list[str] = [""] * capacity
         self._frames: list[bytes] = [b""] * capacity
-        self._bytes = 0
+        self._ends = array("q", bytes(8 * capacity))
+        # Bytes ever appended, and the offset where the oldest retained event starts.
+        self._total = 0
+        self._first_start = 0
         # Sequence numbers start at 1; an empty history has first = last + 1.
         self.first_seq = 1
         self.last_seq = 0
@@ -53,7 +60,7 @@ class History:
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        return self._total - self._first_start
 
     def append(self, event: StoredEvent) -> None:
         if event.seq != self.last_seq + 1:
@@ -64,17 +71,57 @@ class History:
         self._ids[index] = event.id
         self._types[index] = event.type
         self._frames[index] = event.frame
+        self._total += len(event.frame)
+        self._ends[index] = self._total
         self.last_seq = event.seq
-        self._bytes += len(event.frame)
-        while self._bytes > self.max_bytes and len(self) > 1:
+        while self.nbytes > self.max_bytes and len(self) > 1:
             self._evict()
 
     def _evict(self) -> None:
         index = self.first_seq % self.capacity
-        self._bytes -= len(self._frames[index])
+        self._first_start = self._ends[index]
         self._ids[index] = self._types[index] = ""
         self._frames[index] = b""
         self.first_seq += 1
+
+    def offset(self, seq: int) -> int:
+        """Where event ``seq`` ends in the stream of all bytes appended (``first_seq - 1``
+        and older: where the oldest retained event starts)."""
+        if seq < self.first_seq:
+            return self._first_start
+        return self._ends[min(seq, self.last_seq) % self.capacity]
+
+    def bytes_after(self, seq: int) -> int:
+        """Bytes of the retained events after ``seq`` (all retained ones when ``seq``
+        is older than the history)."""
+        return self._total - self.offset(seq) if seq < self.last_seq else 0
+
+    def seq_within(self, budget: int) -> int:
+        """The oldest position a reader can take so that what it is then due, the
+        newest events, fits in ``budget`` bytes (at least the last event is due)."""
+        lo, hi = self.first_seq - 1, self.last_seq - 1
+        while lo < hi:  # the smallest seq in [lo, hi] with bytes_after(seq) <= budget
+            mid = (lo + hi) // 2
+            if self.bytes_after(mid) <= budget:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def last_within(self, first: int, last: int, budget: int) -> int:
+        """The largest ``stop`` in ``first..last`` whose events ``first..stop`` fit in
+        ``budget`` bytes; ``first`` when even that one does not."""
+        base = self.offset(first - 1)
+        if self.offset(last) - base <= budget:
+            return last
+        lo, hi = first, last
+        while lo < hi:  # the largest seq in [lo, hi] that fits (``first`` at least)
+            mid = (lo + hi + 1) // 2
+            if self.offset(mid) - base <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     def window(self, seq: int, limit: int) -> tuple[int, int]:
         """The first and last retained sequence numbers above ``seq``, at most ``limit``

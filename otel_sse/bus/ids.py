@@ -12,13 +12,13 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from otel_sse.errors import InvalidEventId
+
+__all__ = ["EventId", "InvalidEventId", "format_id", "new_run_id", "parse_id"]
+
 MAX_ID_LENGTH = 128
 _ID = re.compile(r"^([0-9a-z]{1,32})-([0-9]{1,19})(?:\.([0-9]{1,9}))?$")
 _PRINTABLE = re.compile(r"^[\x21-\x7e]*$")
-
-
-class InvalidEventId(ValueError):
-    """A Last-Event-ID that no server could have sent (too long, control characters)."""
 
 
 @dataclass(frozen=True, slots=True)

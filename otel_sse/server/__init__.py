@@ -1,4 +1,4 @@
-"""The HTTP side: an ASGI app on hypercorn (HTTP/1.1, HTTP/2 over TLS, h2c)."""
+"""The HTTP side: the server lifecycle, the connection layer (h11, h2), routes."""
 
 from otel_sse.server.config import ServerConfig
 from otel_sse.server.server import SSEServer

@@ -1,0 +1,275 @@
+"""The publishing hub: what emitters, processors, ingest and applications publish to.
+
+``publish``, ``broadcast`` and ``send_to_client`` may be called from any thread
+and never block. On the hub's loop they go straight to the fan-out; from other
+threads they are validated and encoded to text on the caller's thread, then
+queued for the loop in a hand-off bounded in events and in bytes (a full
+hand-off drops the newest and counts it: the caller never waits). The loop
+publishes the hand-off in slices and lets the fan-out write each slice before
+taking the next, so a burst from many threads reaches connected clients as it
+does from the loop, instead of all at once and past their slow-client limits.
+
+The hub knows nothing of sockets: :class:`~otel_sse.server.SSEServer` serves a
+hub over HTTP, :class:`~otel_sse.asgi.SSEApp` serves one under any ASGI server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from otel_sse.bus.fanout import Fanout, SlowClientPolicy, Subscriber
+from otel_sse.bus.log import EventLog, MemoryEventLog
+from otel_sse.errors import EventFormatError
+from otel_sse.wire.encoder import check_field, dumps, encode_event, iso_ms_from_epoch, iso_ms_now
+
+
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    """The hub's bounds; :class:`~otel_sse.server.ServerConfig` carries them for the server."""
+
+    history_size: int = 10_000
+    history_bytes: int = 64 * 1024 * 1024
+    client_queue_size: int = 2_000
+    client_buffer_bytes: int = 1024 * 1024
+    slow_client_policy: SlowClientPolicy = SlowClientPolicy.DISCONNECT
+    pending_events: int = 65_536
+    pending_bytes: int = 64 * 1024 * 1024
+    max_event_bytes: int = 4 * 1024 * 1024
+
+
+class _Direct(NamedTuple):
+    client_id: str
+    event_type: str
+    data: str
+    retry: int | None
+
+
+class _Broadcast(NamedTuple):
+    event_type: str
+    data: str
+    retry: int | None
+
+
+_Pending = _Broadcast | _Direct
+
+
+def data_text(data: Any, max_bytes: int) -> str:
+    """An event's data as sent: a mapping as JSON (stamped when it has no timestamp)."""
+    if isinstance(data, str):
+        text = data
+    else:
+        if isinstance(data, Mapping) and "timestamp" not in data:
+            data = {**data, "timestamp": iso_ms_now()}
+        text = dumps(data)
+    # len(str) <= its UTF-8 size <= 4 * len(str): measure exactly only near the cap.
+    if len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes:
+        raise EventFormatError(
+            f"event data is {len(text.encode('utf-8'))} bytes, more than max_event_bytes "
+            f"({max_bytes})")
+    return text
+
+
+class EventHub:
+    """An event log, its subscribers and the thread-safe ways to publish to them."""
+
+    def __init__(self, limits: HubLimits | None = None, *,
+                 event_log: EventLog | None = None) -> None:
+        self.limits = limits = limits or HubLimits()
+        self.log: EventLog = event_log or MemoryEventLog(limits.history_size,
+                                                         limits.history_bytes)
+        self.fanout = Fanout(self.log, limits.client_queue_size, limits.slow_client_policy,
+                             limits.client_buffer_bytes)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._pending: deque[_Pending] = deque()
+        self._pending_bytes = 0
+        self._pending_lock = threading.Lock()
+        self._drain_scheduled = False
+        # Events published per loop callback when draining the hand-off: a slice
+        # stays well under the slow-client limit so that a connected reader can
+        # take it before the next one comes.
+        self._slice = max(8, min(256, limits.client_queue_size // 4))
+        self.published = 0
+        self.direct = 0
+        self.dropped = 0
+        self.started_at: float | None = None
+
+    # -- the loop ------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the hub publishes on (None until bound); telemetry hands work to it."""
+        return self._loop
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Publish on ``loop`` from now on; what other threads queued meanwhile is due."""
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self.fanout.bind(loop)
+        if self.started_at is None:
+            self.started_at = time.time()
+        self.drain_pending()
+
+    def unbind(self) -> None:
+        """Stop publishing on the loop (the server stopped): other threads' events wait,
+        bounded, for the next :meth:`bind`."""
+        self.drain_pending(everything=True)
+        self._loop = None
+        self._loop_thread = None
+
+    def on_loop(self) -> bool:
+        return self._loop is not None and threading.get_ident() == self._loop_thread
+
+    # -- publishing ------------------------------------------------------------
+
+    def broadcast(self, message: Mapping[str, Any]) -> int:
+        """Publish ``{"event": type, "data": {...}}`` to every matching client.
+
+        Returns how many connected clients take its type (0 when the hand-off
+        from another thread was full and the event was dropped). Raises
+        :class:`~otel_sse.errors.EventFormatError` when the message is not a
+        mapping, the event name holds CR, LF or NUL, or the data cannot be encoded.
+        """
+        event_type, data, retry = self._prepare(message)
+        return self._submit(_Broadcast(event_type, data, retry))
+
+    def publish(self, event_type: str, data: Mapping[str, Any] | Any) -> int:
+        """Same as ``broadcast({"event": event_type, "data": data})``."""
+        if type(event_type) is str and event_type:
+            check_field("event name", event_type)
+            return self._submit(_Broadcast(event_type, data_text(data,
+                                                                 self.limits.max_event_bytes),
+                                           None))
+        return self.broadcast({"event": event_type, "data": data})
+
+    def send_to_client(self, client_id: str, message: Mapping[str, Any]) -> bool:
+        """Send one event to one client, if its filters take the event's type.
+
+        False when no such client is connected, its filters exclude the type, or
+        the hand-off from another thread was full.
+        """
+        event_type, data, retry = self._prepare(message)
+        sub = self.fanout.subscribers.get(client_id)
+        if sub is None or not sub.filter(event_type):
+            return False
+        item = _Direct(client_id, event_type, data, retry)
+        if self.on_loop():
+            return self._direct_now(item)
+        return self._enqueue(item)
+
+    def _prepare(self, message: Mapping[str, Any]) -> tuple[str, str, int | None]:
+        if not isinstance(message, Mapping):
+            raise EventFormatError(
+                f"an event is a mapping like {{'event': 'type', 'data': {{...}}}}, "
+                f"got {type(message).__name__} {message!r:.60}")
+        event_type = message.get("event") or message.get("type") or "message"
+        if not isinstance(event_type, str):
+            raise EventFormatError(f"event name must be a string, got {event_type!r:.60}")
+        check_field("event name", event_type)
+        if message.get("id") is not None:
+            # Ids are the server's (they drive resume); a given one is only checked.
+            check_field("id", str(message["id"]))
+        retry = message.get("retry")
+        if retry is not None and (type(retry) is not int or retry < 0):
+            raise EventFormatError(
+                f"retry must be a non-negative int of milliseconds, got {retry!r:.60}")
+        return event_type, data_text(message.get("data", {}), self.limits.max_event_bytes), retry
+
+    def _submit(self, item: _Broadcast) -> int:
+        if self.on_loop():
+            self.fanout.publish(*item)
+            self.published += 1
+        elif not self._enqueue(item):
+            return 0
+        return self.fanout.recipients(item.event_type)
+
+    def _enqueue(self, item: _Pending) -> bool:
+        size = len(item.data) + len(item.event_type)
+        with self._pending_lock:
+            if (len(self._pending) >= self.limits.pending_events
+                    or self._pending_bytes + size > self.limits.pending_bytes):
+                self.dropped += 1
+                return False
+            self._pending.append(item)
+            self._pending_bytes += size
+            if self._drain_scheduled or self._loop is None:
+                return True
+            self._drain_scheduled = True
+            loop = self._loop
+        try:
+            loop.call_soon_threadsafe(self.drain_pending)
+        except RuntimeError:  # the loop is closed; the events wait for a restart
+            with self._pending_lock:
+                self._drain_scheduled = False
+        return True
+
+    def drain_pending(self, everything: bool = False) -> None:
+        """Publish what other threads queued: one slice, then the next once the
+        fan-out has written it (``everything``: all of it now)."""
+        with self._pending_lock:
+            count = len(self._pending) if everything else min(self._slice, len(self._pending))
+            items = [self._pending.popleft() for _ in range(count)]
+            self._pending_bytes -= sum(len(i.data) + len(i.event_type) for i in items)
+            more = bool(self._pending)
+            self._drain_scheduled = more and self._loop is not None
+        for item in items:
+            if isinstance(item, _Direct):
+                self._direct_now(item)
+            else:
+                self.fanout.publish(*item)
+                self.published += 1
+        if more and self._loop is not None:
+            self.fanout.after_round(self._drain_later)
+
+    def _drain_later(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon(self.drain_pending)
+
+    def _direct_now(self, item: _Direct) -> bool:
+        sub: Subscriber | None = self.fanout.subscribers.get(item.client_id)
+        if sub is None:
+            return False
+        frame = encode_event(item.data, item.event_type, self.fanout.next_direct_id(sub),
+                             item.retry)
+        if not self.fanout.send_direct(sub, frame):
+            return False
+        self.direct += 1
+        return True
+
+    # -- introspection -----------------------------------------------------------
+
+    def get_clients(self) -> list[dict[str, object]]:
+        return [sub.snapshot() for sub in list(self.fanout.subscribers.values())]
+
+    def get_client(self, client_id: str) -> dict[str, object] | None:
+        sub = self.fanout.subscribers.get(client_id)
+        return sub.snapshot() if sub is not None else None
+
+    def stats(self) -> dict[str, object]:
+        """Counters of the hub (camelCase, as ``get_stats`` shows them)."""
+        history = self.log.history
+        last = history.get(history.last_seq)
+        fanout = self.fanout
+        return {
+            "clients": len(fanout.subscribers),
+            "eventsPublished": self.published,
+            "directMessages": self.direct,
+            "pendingEvents": len(self._pending),
+            "pendingBytes": self._pending_bytes,
+            "droppedPending": self.dropped,
+            "directDropped": fanout.direct_dropped,
+            "slowDisconnects": fanout.slow_disconnects,
+            "gapsSent": fanout.gaps_sent,
+            "historyEvents": len(history),
+            "historyBytes": history.nbytes,
+            "lastEventId": last.id if last is not None else None,
+            "runId": self.log.run_id,
+            "uptime": (time.time() - self.started_at) if self.started_at else 0.0,
+            "startedAt": iso_ms_from_epoch(self.started_at) if self.started_at else None,
+        }
