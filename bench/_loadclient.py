@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import struct
 import sys
 import time
 from typing import Any, cast
@@ -77,35 +78,77 @@ def _last_seq(buf: bytes) -> int:
         return -1
 
 
-class Conn(asyncio.Protocol):
-    """One SSE client: de-chunk, count ``"seq":``, and on sampled clients time events."""
+class Counter:
+    """One stream's events: count ``"seq":``, and on sampled streams time every event."""
 
-    def __init__(self, request: bytes, sampled: bool, latencies: list[int]) -> None:
-        self.request = request
+    def __init__(self, sampled: bool, latencies: list[int]) -> None:
         self.sampled = sampled
         self.latencies = latencies
+        self.status = 0
+        self.count = 0
+        self.tail = b""
+        self.first = -1
+        self.last_buf = b""
+        self.last_ns = 0
+        self.carry = b""
+        self.prev_seq = -1
+        self.seq_errors = 0
+        self.lost_conn = False
+        self.closed = False
+
+    def body(self, data: bytes) -> None:
+        buf = self.tail + data
+        c = buf.count(SEQ)
+        self.tail = buf[-5:]
+        if not c:
+            return
+        now = time.time_ns()
+        self.last_ns = now
+        if self.first < 0:
+            self.first = _first_seq(buf)
+        self.count += c
+        self.last_buf = buf
+        if self.sampled:
+            self.sample(data, now)
+
+    def sample(self, data: bytes, now: int) -> None:
+        buf = self.carry + data if self.carry else data
+        i = buf.find(SEQ)
+        lat = self.latencies
+        while i >= 0:
+            j = buf.find(T, i)
+            k = buf.find(b",", j + 5) if j >= 0 else -1
+            if k < 0:  # the event continues in the next read
+                self.carry = buf[i:]
+                return
+            seq = int(buf[i + 6 : j])
+            if seq != self.prev_seq + 1 and self.prev_seq >= 0:
+                self.seq_errors += 1
+            self.prev_seq = seq
+            lat.append(now - int(buf[j + 5 : k]))
+            i = buf.find(SEQ, k)
+        self.carry = buf[-5:]
+
+    def last_seq(self) -> int:
+        return _last_seq(self.last_buf) if self.last_buf else -1
+
+
+class Conn(asyncio.Protocol):
+    """One HTTP/1.1 SSE client: de-chunk, and hand the body to its :class:`Counter`."""
+
+    def __init__(self, request: bytes, counter: Counter) -> None:
+        self.request = request
+        self.counter = counter
         self.loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[int] = self.loop.create_future()
         self.transport: asyncio.Transport | None = None
         self.state = _HEADERS
-        self.status = 0
         self.hbuf = b""
         self.chunked = False
         # de-chunker: bytes left in the current chunk, CRLF bytes to skip, partial size line
         self.left = 0
         self.skip = 0
         self.sizebuf = b""
-        # counting
-        self.count = 0
-        self.tail = b""
-        self.first = -1
-        self.last_buf = b""
-        self.last_ns = 0
-        # sampling
-        self.carry = b""
-        self.prev_seq = -1
-        self.seq_errors = 0
-        self.lost_conn = False
 
     # -- asyncio.Protocol
 
@@ -115,14 +158,15 @@ class Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.state != _CLOSED:
-            self.lost_conn = True
+            self.counter.lost_conn = True
         self.state = _CLOSED
+        self.counter.closed = True
         if not self.ready.done():
             self.ready.set_result(0)
 
     def data_received(self, data: bytes) -> None:
         if self.state == _BODY:
-            self.body(self.dechunk(data) if self.chunked else data)
+            self.counter.body(self.dechunk(data) if self.chunked else data)
             return
         if self.state != _HEADERS:
             return
@@ -136,18 +180,18 @@ class Conn(asyncio.Protocol):
         rest = self.hbuf[end + 4 :]
         self.hbuf = b""
         try:
-            self.status = int(head.split(" ", 2)[1])
+            status = int(head.split(" ", 2)[1])
         except (IndexError, ValueError):
-            self.status = -1
-        lower = head.lower()
-        self.chunked = "transfer-encoding: chunked" in lower
-        if self.status == 200:
+            status = -1
+        self.counter.status = status
+        self.chunked = "transfer-encoding: chunked" in head.lower()
+        if status == 200:
             self.state = _BODY
             self.ready.set_result(200)
             if rest:
                 self.data_received(rest)
         else:
-            self.ready.set_result(self.status)
+            self.ready.set_result(status)
             self.close()
 
     # -- body
@@ -193,39 +237,6 @@ class Conn(asyncio.Protocol):
             return out[0]
         return b"".join(out)
 
-    def body(self, data: bytes) -> None:
-        buf = self.tail + data
-        c = buf.count(SEQ)
-        self.tail = buf[-5:]
-        if not c:
-            return
-        now = time.time_ns()
-        self.last_ns = now
-        if self.first < 0:
-            self.first = _first_seq(buf)
-        self.count += c
-        self.last_buf = buf
-        if self.sampled:
-            self.sample(data, now)
-
-    def sample(self, data: bytes, now: int) -> None:
-        buf = self.carry + data if self.carry else data
-        i = buf.find(SEQ)
-        lat = self.latencies
-        while i >= 0:
-            j = buf.find(T, i)
-            k = buf.find(b",", j + 5) if j >= 0 else -1
-            if k < 0:  # the event continues in the next read
-                self.carry = buf[i:]
-                return
-            seq = int(buf[i + 6 : j])
-            if seq != self.prev_seq + 1 and self.prev_seq >= 0:
-                self.seq_errors += 1
-            self.prev_seq = seq
-            lat.append(now - int(buf[j + 5 : k]))
-            i = buf.find(SEQ, k)
-        self.carry = buf[-5:]
-
     def set_lowat(self, nbytes: int) -> None:
         if self.transport is None or self.state == _CLOSED:
             return
@@ -235,11 +246,111 @@ class Conn(asyncio.Protocol):
 
     def close(self) -> None:
         self.state = _CLOSED
+        self.counter.closed = True
         if self.transport is not None:
             self.transport.close()
 
-    def last_seq(self) -> int:
-        return _last_seq(self.last_buf) if self.last_buf else -1
+
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_MAX_WINDOW = 2**31 - 1
+
+
+class H2Conn(asyncio.Protocol):
+    """One HTTP/2 cleartext connection carrying many SSE streams (prior knowledge).
+
+    Frames are parsed here, not with ``h2``: a protocol library's per-frame work
+    would make this process, not the server, the bottleneck. Windows are opened
+    to the maximum once (SETTINGS and one WINDOW_UPDATE), so no flow-control
+    traffic is needed for the ~2 GiB a run sends per connection at most.
+    """
+
+    def __init__(self, host: str, port: int, path: str, counters: list[Counter]) -> None:
+        import hpack
+
+        self.counters = {1 + 2 * i: c for i, c in enumerate(counters)}
+        self.loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[int] = self.loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.decoder = hpack.Decoder()
+        self.decoder.max_header_list_size = 1 << 20
+        encoder = hpack.Encoder()
+        settings = (struct.pack(">HI", 0x4, _MAX_WINDOW) + struct.pack(">HI", 0x2, 0))
+        out = [_H2_PREFACE, _frame(0x4, 0, 0, settings),
+               _frame(0x8, 0, 0, struct.pack(">I", _MAX_WINDOW - 65535))]
+        for stream_id in self.counters:
+            block = encoder.encode([(":method", "GET"), (":scheme", "http"),
+                                    (":authority", f"{host}:{port}"), (":path", path),
+                                    ("accept", "text/event-stream"),
+                                    ("accept-encoding", "identity")])
+            out.append(_frame(0x1, 0x5, stream_id, block))  # END_STREAM | END_HEADERS
+        self.opening = b"".join(out)
+        self.pending = len(self.counters)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.opening)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for counter in self.counters.values():
+            if not counter.closed:
+                counter.lost_conn = True
+                counter.closed = True
+        if not self.ready.done():
+            self.ready.set_result(0)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        pos, size = 0, len(buf)
+        counters = self.counters
+        while size - pos >= 9:
+            length = int.from_bytes(buf[pos : pos + 3], "big")
+            end = pos + 9 + length
+            if end > size:
+                break
+            kind, flags = buf[pos + 3], buf[pos + 4]
+            stream_id = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+            if kind == 0x0:  # DATA
+                counter = counters.get(stream_id)
+                if counter is not None:
+                    counter.body(buf[pos + 9 : end])
+                    if flags & 0x1:
+                        counter.closed = True
+            elif kind == 0x1:  # HEADERS (no padding or priority from our server)
+                headers = dict(self.decoder.decode(buf[pos + 9 : end], raw=True))
+                counter = counters.get(stream_id)
+                if counter is not None and counter.status == 0:
+                    counter.status = int(headers.get(b":status", b"0"))
+                    self.pending -= 1
+                    if self.pending == 0 and not self.ready.done():
+                        self.ready.set_result(200)
+            elif kind == 0x4 and not flags & 0x1:  # SETTINGS: acknowledge
+                self.write(_frame(0x4, 0x1, 0, b""))
+            elif kind == 0x6 and not flags & 0x1:  # PING
+                self.write(_frame(0x6, 0x1, 0, buf[pos + 9 : end]))
+            elif kind == 0x3:  # RST_STREAM
+                counter = counters.get(stream_id)
+                if counter is not None:
+                    counter.closed = counter.lost_conn = True
+            elif kind == 0x7:  # GOAWAY
+                self.close()
+            pos = end
+        self.buf = buf[pos:]
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        for counter in self.counters.values():
+            counter.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + \
+        stream_id.to_bytes(4, "big") + payload
 
 
 def _percentile(sorted_values: list[int], q: float) -> float:
@@ -250,7 +361,7 @@ def _percentile(sorted_values: list[int], q: float) -> float:
 
 
 async def _connect(
-    host: str, port: int, conn: Conn, sem: asyncio.Semaphore, deadline: float
+    host: str, port: int, conn: Conn | H2Conn, sem: asyncio.Semaphore, deadline: float
 ) -> bool:
     loop = asyncio.get_running_loop()
     async with sem:
@@ -277,28 +388,38 @@ async def run(
     sample_per_s: float,
     rate: float,
     lowat: int,
+    h2_streams: int = 0,
 ) -> None:
+    """``n`` streams: HTTP/1.1 connections, or (``h2_streams`` > 0) HTTP/2 connections
+    of ``h2_streams`` streams each."""
     loop = asyncio.get_running_loop()
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
-        "Accept-Encoding: identity\r\nCache-Control: no-cache\r\n\r\n"
-    ).encode()
     every = max(1, round(n * rate / sample_per_s)) if sample_per_s > 0 else 0
     latencies: list[int] = []
-    conns = [Conn(request, every > 0 and i % every == 0, latencies) for i in range(n)]
+    counters = [Counter(every > 0 and i % every == 0, latencies) for i in range(n)]
+    conns: list[Conn | H2Conn]
+    if h2_streams > 0:
+        conns = [H2Conn(host, port, path, counters[i : i + h2_streams])
+                 for i in range(0, n, h2_streams)]
+        lowat = 1  # each connection carries sampled streams
+    else:
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+            "Accept-Encoding: identity\r\nCache-Control: no-cache\r\n\r\n"
+        ).encode()
+        conns = [Conn(request, c) for c in counters]
     sem = asyncio.Semaphore(concurrency)
     t0 = loop.time()
     deadline = t0 + connect_timeout
-    oks = await asyncio.gather(*(_connect(host, port, c, sem, deadline) for c in conns))
-    connected = [c for c, ok in zip(conns, oks, strict=True) if ok]
+    await asyncio.gather(*(_connect(host, port, c, sem, deadline) for c in conns))
+    connected = [c for c in counters if c.status == 200]
     sampled = [c for c in connected if c.sampled]
-    timed = sampled or connected  # the clients whose reads are not delayed
+    timed = sampled or connected  # the streams whose reads are not delayed
     if lowat > 1 and sampled:
-        for c in connected:
-            if not c.sampled:
-                c.set_lowat(lowat)
+        for conn in conns:
+            if isinstance(conn, Conn) and not conn.counter.sampled:
+                conn.set_lowat(lowat)
     statuses: dict[str, int] = {}
-    for c in conns:
+    for c in counters:
         statuses[str(c.status)] = statuses.get(str(c.status), 0) + 1
     print(f"[client] connect statuses: {statuses}", file=sys.stderr)
     print(f"connected {len(connected)} {n - len(connected)} {loop.time() - t0:.3f}", flush=True)
@@ -315,10 +436,11 @@ async def run(
         end = loop.time() + drain
         for group in (timed, connected):
             if group is connected and lowat > 1:
-                for c in connected:
-                    c.set_lowat(1)
+                for conn in conns:
+                    if isinstance(conn, Conn):
+                        conn.set_lowat(1)
             while loop.time() < end:
-                if all(c.count >= published or c.state == _CLOSED for c in group):
+                if all(c.count >= published or c.closed for c in group):
                     break
                 await asyncio.sleep(0.01)
         latencies.sort()
@@ -342,16 +464,16 @@ async def run(
             "last_receive_ns": max((c.last_ns for c in timed), default=0),
             "last_receive_any_ns": max((c.last_ns for c in connected), default=0),
             "lowat": lowat if sampled else 1,
+            "h2_streams": h2_streams,
         }
         print("result " + json.dumps(result), flush=True)
-    for c in conns:
-        c.close()
+    for conn in conns:
+        conn.close()
 
 
 def main(host: str, port: int, path: str, n: int, concurrency: int, connect_timeout: float,
-         drain: float, sample_per_s: float, rate: float, lowat: int) -> None:
+         drain: float, sample_per_s: float, rate: float, lowat: int, h2_streams: int = 0) -> None:
     raise_nofile()
     install_uvloop()
-    asyncio.run(
-        run(host, port, path, n, concurrency, connect_timeout, drain, sample_per_s, rate, lowat)
-    )
+    asyncio.run(run(host, port, path, n, concurrency, connect_timeout, drain, sample_per_s, rate,
+                    lowat, h2_streams))
