@@ -186,6 +186,10 @@ class H1Handler:
                 self._reject(505, f"HTTP/{event.http_version.decode()} is not supported; "
                              "use HTTP/1.1 or HTTP/2")
                 return
+            names = {name for name, _ in event.headers}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                # RFC 9112 6.1: a smuggling attempt more often than not; never trusted.
+                raise h11.RemoteProtocolError("Content-Length and Transfer-Encoding together")
             path, query = split_target(event.target)
             if not _announces_body(event.headers):
                 conn.next_event()  # the request's EndOfMessage

@@ -102,20 +102,34 @@ _ORJSON_OPTIONS = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
 def dumps(data: Any) -> str:
-    """Compact one-line JSON; datetimes as ISO 8601 UTC with milliseconds; NaN as null."""
+    """Compact one-line JSON; datetimes as ISO 8601 UTC with milliseconds; NaN as null.
+
+    Raises :class:`EventFormatError` for data JSON cannot hold (a reference cycle).
+    """
     if orjson is not None:
         try:
             return orjson.dumps(data, default=_json_default, option=_ORJSON_OPTIONS).decode()
-        except TypeError:  # e.g. an integer beyond 64 bits: the stdlib copes
-            pass
+        except TypeError as exc:
+            if "ecursion" in str(exc):
+                raise _cycle_error() from None
+            # e.g. an integer beyond 64 bits: the stdlib copes
     try:
         return _dumps(data)
-    except ValueError:
+    except RecursionError:
+        raise _cycle_error() from None
+    except ValueError as exc:
+        if "ircular" in str(exc):
+            raise _cycle_error() from None
         # NaN / Infinity are not JSON; write them as null rather than emit invalid JSON.
         return json.dumps(
             _replace_non_finite(data), ensure_ascii=False, separators=(",", ":"),
             default=_json_default,
         )
+
+
+def _cycle_error() -> EventFormatError:
+    return EventFormatError("event data cannot be encoded as JSON: it refers to itself "
+                            "(a reference cycle) or nests too deeply")
 
 
 def _replace_non_finite(value: Any) -> Any:
