@@ -12,9 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from otel_sse._version import __version__
 from otel_sse.errors import OtelSSEError
-
-__version__ = "0.1.0"
 
 # Lazy exports keep ``import otel_sse`` cheap: a process that only emits
 # telemetry never imports hypercorn or aiohttp.

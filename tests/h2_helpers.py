@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from typing import TypeVar
 
 import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+
+_E = TypeVar("_E", bound=h2.events.Event)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -78,8 +81,8 @@ class H2Client:
         await self.flush()
         return events
 
-    async def until(self, predicate: type[h2.events.Event], timeout: float = 5.0,
-                    count: int = 1) -> list[h2.events.Event]:
+    async def until(self, predicate: type[_E], timeout: float = 5.0,
+                    count: int = 1) -> list[_E]:
         """Read until ``count`` events of type ``predicate`` have arrived in all."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

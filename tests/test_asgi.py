@@ -83,7 +83,7 @@ async def test_h2c_under_hypercorn() -> None:
         await client.until(h2.events.ResponseReceived)
         hub.publish("task:created", {"taskId": "t"})
         events = await client.until(h2.events.DataReceived, count=2)
-        body = b"".join(e.data for e in events if e.stream_id == stream_id)
+        body = b"".join(e.data or b"" for e in events if e.stream_id == stream_id)
         assert b"event: connected" in body
         while b"event: task:created" not in body:
             more = await client.read(5)

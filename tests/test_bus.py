@@ -90,7 +90,7 @@ class MemorySink:
         self.aborted = True
 
 
-def _reader(fanout: Fanout, patterns: list[str] | None, cursor: int = 0,
+def _reader(fanout: Fanout, patterns: list[str], cursor: int = 0,
             sink: MemorySink | None = None) -> Subscriber:
     sub = Subscriber("c", EventFilter(patterns), cursor, {}, sink=sink or MemorySink())
     fanout.attach(sub)

@@ -50,12 +50,12 @@ async def test_demo_streams_a_realistic_mix() -> None:
         seen: set[str] = set()
         try:
             while not {"llm:token", "task:created", "agent:started"} <= seen:
-                line = (await asyncio.wait_for(curl.stdout.readline(), 15)).decode()
-                assert line, "stream ended"
-                if line.startswith("event: "):
-                    seen.add(line[7:].strip())
-                elif line.startswith("data: "):
-                    json.loads(line[6:])
+                text = (await asyncio.wait_for(curl.stdout.readline(), 15)).decode()
+                assert text, "stream ended"
+                if text.startswith("event: "):
+                    seen.add(text[7:].strip())
+                elif text.startswith("data: "):
+                    json.loads(text[6:])
         finally:
             curl.kill()
             await curl.wait()

@@ -134,12 +134,12 @@ def test_garbage_requests(server: ThreadServer, garbage: bytes) -> None:
 
 
 _field = st.text(alphabet=st.characters(blacklist_characters="\r\n\0",
-                                        blacklist_categories=("Cs",)), min_size=1, max_size=50)
+                                        blacklist_categories=["Cs"]), min_size=1, max_size=50)
 
 
 @settings(max_examples=300, deadline=None)
 @given(events=st.lists(st.tuples(st.text(alphabet=st.characters(blacklist_characters="\r",
-                                                                 blacklist_categories=("Cs",)),
+                                                                 blacklist_categories=["Cs"]),
                                          max_size=200),
                                  _field, _field), min_size=1, max_size=20),
        cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=30))

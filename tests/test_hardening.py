@@ -221,7 +221,7 @@ async def test_idle_h2c_connection_is_closed() -> None:
                 break
             data += chunk
         assert b"\x07" in data  # a GOAWAY frame type byte is in there
-        assert server.get_stats()["timedOut"] >= 1
+        assert server.get_stats()["timedOut"] == 1
         writer.close()
 
 
@@ -315,8 +315,7 @@ async def test_h2_floods_end_in_enhance_your_calm(flood: str) -> None:
             await client.writer.drain()
         except ConnectionError:
             pass
-        await client.until(h2.events.ConnectionTerminated, timeout=10)
-        terminated = [e for e in client.events if isinstance(e, h2.events.ConnectionTerminated)]
+        terminated = await client.until(h2.events.ConnectionTerminated, timeout=10)
         assert terminated and terminated[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
         assert server.get_stats()["floodClosed"] == 1
         assert await healthz_ok(session, server.url)

@@ -21,8 +21,8 @@ class _Conn:
 
     def __init__(self, layer: ConnectionLayer) -> None:
         self.layer = layer
-        self.client = ("127.0.0.1", 1)
-        self.server = ("127.0.0.1", 2)
+        self.client: tuple[str, int] | None = ("127.0.0.1", 1)
+        self.server: tuple[str, int] | None = ("127.0.0.1", 2)
         self.write_paused = False
         self.written = bytearray()
         self.scheme = "http"

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 import zlib
+from typing import cast
 
 import aiohttp
 import brotli
@@ -108,7 +109,7 @@ async def _stalled_client(port: int, tiny_buffer: bool = True,
     if tiny_buffer:
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    writer.transport.pause_reading()
+    cast(asyncio.Transport, writer.transport).pause_reading()
     writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
     await writer.drain()
     return reader, writer
@@ -161,7 +162,7 @@ async def test_drop_oldest_keeps_the_slow_reader_and_tells_it_what_it_missed() -
                 server.publish("bulk", {"i": i, "pad": "y" * 10_000})
             # Still behind after two policy sweeps (every 50 ms here): slow, not a burst.
             await asyncio.sleep(0.4)
-            writer.transport.resume_reading()
+            cast(asyncio.Transport, writer.transport).resume_reading()
             raw = bytearray()
             while b'"i":2999' not in raw[-20_000:]:
                 chunk = await asyncio.wait_for(reader_stream.read(1 << 20), 10)

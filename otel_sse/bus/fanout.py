@@ -30,6 +30,7 @@ from typing import Protocol
 
 from otel_sse.bus.ids import format_id
 from otel_sse.bus.log import EventLog
+from otel_sse.errors import ConfigError
 from otel_sse.wire.encoder import dumps, encode_event, iso_ms_from_epoch, iso_ms_now
 from otel_sse.wire.filters import EventFilter
 
@@ -153,9 +154,9 @@ class Fanout:
                  buffer_bytes: int = 1024 * 1024,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if max_lag < 1:
-            raise ValueError(f"client_queue_size must be >= 1, got {max_lag!r}")
+            raise ConfigError(f"client_queue_size must be >= 1, got {max_lag!r}")
         if buffer_bytes < 1024:
-            raise ValueError(f"client_buffer_bytes must be >= 1024, got {buffer_bytes!r}")
+            raise ConfigError(f"client_buffer_bytes must be >= 1024, got {buffer_bytes!r}")
         self.log = log
         self.max_lag = max_lag
         self.policy = policy

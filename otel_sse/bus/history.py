@@ -5,6 +5,8 @@ from __future__ import annotations
 from array import array
 from typing import NamedTuple, TypeVar
 
+from otel_sse.errors import ConfigError, EventFormatError
+
 _T = TypeVar("_T")
 
 
@@ -39,9 +41,9 @@ class History:
 
     def __init__(self, capacity: int, max_bytes: int) -> None:
         if capacity < 1:
-            raise ValueError(f"history_size must be >= 1, got {capacity!r}")
+            raise ConfigError(f"history_size must be >= 1, got {capacity!r}")
         if max_bytes < 1:
-            raise ValueError(f"history_bytes must be >= 1, got {max_bytes!r}")
+            raise ConfigError(f"history_bytes must be >= 1, got {max_bytes!r}")
         self.capacity = capacity
         self.max_bytes = max_bytes
         self._ids: list[str] = [""] * capacity
@@ -64,7 +66,7 @@ class History:
 
     def append(self, event: StoredEvent) -> None:
         if event.seq != self.last_seq + 1:
-            raise ValueError(f"history expects seq {self.last_seq + 1}, got {event.seq}")
+            raise EventFormatError(f"history expects seq {self.last_seq + 1}, got {event.seq}")
         if len(self) == self.capacity:
             self._evict()
         index = event.seq % self.capacity

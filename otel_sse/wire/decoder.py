@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
+from otel_sse.errors import EventFormatError
+
 __all__ = ["RawEvent", "SSEDecoder"]
 
 DEFAULT_EVENT_TYPE = "message"
@@ -79,7 +81,7 @@ def _invalid_count() -> int:
 
 def _check_last_event_id(value: str) -> None:
     if "\0" in value or "\n" in value or "\r" in value:
-        raise ValueError(f"last_event_id {value!r} contains NUL, CR or LF")
+        raise EventFormatError(f"last_event_id {value!r} contains NUL, CR or LF")
 
 
 E = TypeVar("E")
