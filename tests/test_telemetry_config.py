@@ -158,7 +158,7 @@ async def test_attaches_to_providers_the_app_configured() -> None:
         assert created["parentSpanId"] == f"{app_span.get_span_context().span_id:016x}"
         assert [d["name"] for d in sink.of("span:ended")] == ["task inside app", "app work"]
     finally:
-        tel.shutdown()
+        await tel.ashutdown()
     # After shutdown our processors are inert; the app's provider keeps working.
     with app_tp.get_tracer("app").start_as_current_span("later"):
         pass
