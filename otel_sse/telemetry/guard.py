@@ -135,6 +135,7 @@ class ExportGuard:
         self._exported = 0
         self._failed = 0
         self._given_up = 0
+        self._in_flight = 0
         self._abandoned = False
         self._inner_down = False
 
@@ -143,8 +144,11 @@ class ExportGuard:
         return self.health.endpoint
 
     def counts(self) -> ExportCounts:
+        """What came through so far; once abandoned, a batch still in flight counts as
+        given up (its export may never return)."""
         with self._lock:
-            return ExportCounts(self._exported, self._failed, self._given_up)
+            stuck = self._in_flight if self._abandoned else 0
+            return ExportCounts(self._exported, self._failed, self._given_up + stuck)
 
     def run(self, count: int, results: type[_Result], export: Callable[[], _Result]) -> _Result:
         """Run ``export`` quietly; count and report its outcome; never raise."""
@@ -153,12 +157,15 @@ class ExportGuard:
                 self._given_up += count
             return results.FAILURE
         detail = ""
+        with self._lock:
+            self._in_flight += count
         try:
             with _Quiet():
                 result = export()
         except Exception as exc:
             result, detail = results.FAILURE, f"{type(exc).__name__}: {exc}"
         with self._lock:
+            self._in_flight -= count
             if result is results.SUCCESS:
                 self._exported += count
             elif self._abandoned:  # interrupted by abandon(): part of what was given up
