@@ -117,13 +117,13 @@ async def _run_and_compare(receiver: OtlpReceiverBase, protocol: str) -> None:
         async with StreamCollector(f"{server.url}/events") as collector:
             work = Workload(tel, server)
             await work.run()
-            assert await asyncio.to_thread(tel.force_flush, 10)
+            assert await tel.aforce_flush(10)
             server.publish("test:done", {})
             frames = await collector.finish()
         spans = {s["span_id"]: s for s in receiver.spans()}
         logs = receiver.logs()
     finally:
-        tel.shutdown()
+        await tel.ashutdown()
         await server.stop()
 
     for event_type, data in frames:
@@ -273,7 +273,7 @@ async def test_outage_keeps_app_fast_and_stream_complete(
             server.publish("test:done", {})
             frames = await collector.finish()
     finally:
-        tel.shutdown()
+        await tel.ashutdown()
         await server.stop()
         receiver.stop()
 

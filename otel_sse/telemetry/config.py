@@ -2,27 +2,41 @@
 
 Every field of :class:`TelemetryConfig` comes from, in order: the argument given
 to :func:`otel_sse.configure`, the environment variable the OpenTelemetry
-specification defines for it, a default. A bad value raises
-:class:`~otel_sse.errors.ConfigError` naming the variable and the value, at
-configure time rather than at the first export.
+specification defines for it (for OTLP options the per-signal variable before
+the generic one, see :mod:`otel_sse.telemetry.otlp_config`), a default. A bad
+value raises :class:`~otel_sse.errors.ConfigError` naming the variable (or
+argument) and the value, at configure time rather than at the first export.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal, cast
-from urllib.parse import unquote, urlsplit
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal, TypeVar
 
 from otel_sse.errors import ConfigError
+from otel_sse.telemetry import env as envtypes
+from otel_sse.telemetry.env import Env
+from otel_sse.telemetry.otlp_config import (
+    SIGNALS,
+    OtlpArgs,
+    OtlpSettings,
+    Protocol,
+    Signal,
+)
 
-Protocol = Literal["grpc", "http/protobuf"]
-ExporterChoice = Literal["otlp", "console", "none"]
+__all__ = ["ContentCapture", "ExporterName", "OtlpSettings", "Protocol", "Signal",
+           "TelemetryConfig", "parse_capture"]
+
+_T = TypeVar("_T")
+ExporterName = Literal["otlp", "console"]
 ContentCapture = Literal["none", "span", "event", "span_and_event"]
 
-_PROTOCOLS: tuple[Protocol, ...] = ("grpc", "http/protobuf")
-_EXPORTERS: tuple[ExporterChoice, ...] = ("otlp", "console", "none")
+_EXPORTERS: Final[tuple[ExporterName, ...]] = ("otlp", "console")
+_EXPORTER_VARS: Final[Mapping[Signal, str]] = {
+    "traces": "OTEL_TRACES_EXPORTER", "logs": "OTEL_LOGS_EXPORTER",
+    "metrics": "OTEL_METRICS_EXPORTER"}
+DEFAULT_SHUTDOWN_TIMEOUT: Final = 5.0
 
 # Values accepted by the official GenAI instrumentations for
 # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, old booleans included.
@@ -36,18 +50,23 @@ _CAPTURE: dict[str, ContentCapture] = {
 
 @dataclass(frozen=True, slots=True)
 class TelemetryConfig:
-    """What :func:`otel_sse.configure` sets up. Durations are seconds."""
+    """What :func:`otel_sse.configure` sets up. Durations are seconds.
+
+    ``traces_exporter`` / ``logs_exporter`` / ``metrics_exporter`` list the
+    exporters of each signal (``()`` for none); ``otlp_traces`` / ``otlp_logs`` /
+    ``otlp_metrics`` say where and how each signal goes over OTLP. With
+    ``sdk_disabled`` (``OTEL_SDK_DISABLED=true``) nothing is exported and no global
+    provider is installed; the live stream still works (see ``configure()``).
+    """
 
     service_name: str | None = None
     resource_attributes: tuple[tuple[str, str], ...] = ()
-    otlp_endpoint: str | None = None
-    otlp_protocol: Protocol = "grpc"
-    otlp_headers: tuple[tuple[str, str], ...] = ()
-    otlp_timeout: float = 10.0
-    otlp_insecure: bool | None = None
-    traces_exporter: ExporterChoice = "none"
-    logs_exporter: ExporterChoice = "none"
-    metrics_exporter: ExporterChoice = "none"
+    otlp_traces: OtlpSettings = field(default_factory=lambda: OtlpSettings("traces"))
+    otlp_logs: OtlpSettings = field(default_factory=lambda: OtlpSettings("logs"))
+    otlp_metrics: OtlpSettings = field(default_factory=lambda: OtlpSettings("metrics"))
+    traces_exporter: tuple[ExporterName, ...] = ()
+    logs_exporter: tuple[ExporterName, ...] = ()
+    metrics_exporter: tuple[ExporterName, ...] = ()
     metric_export_interval: float = 60.0
     export_schedule_delay: float = 5.0
     export_max_queue_size: int = 2048
@@ -56,10 +75,8 @@ class TelemetryConfig:
     export_tokens: bool = False
     set_global: bool = True
     live_queue_size: int = 65536
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return dict(self.otlp_headers)
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    sdk_disabled: bool = False
 
     @property
     def resource(self) -> dict[str, str]:
@@ -73,6 +90,16 @@ class TelemetryConfig:
     def content_on_events(self) -> bool:
         return self.capture_content in ("event", "span_and_event")
 
+    def otlp(self, signal: Signal) -> OtlpSettings:
+        """Where and how ``signal`` is exported over OTLP."""
+        return {"traces": self.otlp_traces, "logs": self.otlp_logs,
+                "metrics": self.otlp_metrics}[signal]
+
+    def exporters(self, signal: Signal) -> tuple[ExporterName, ...]:
+        """The exporters ``signal`` goes to, in the order given."""
+        return {"traces": self.traces_exporter, "logs": self.logs_exporter,
+                "metrics": self.metrics_exporter}[signal]
+
     @classmethod
     def from_env(
         cls,
@@ -85,9 +112,13 @@ class TelemetryConfig:
         otlp_headers: Mapping[str, str] | None = None,
         otlp_timeout: float | None = None,
         otlp_insecure: bool | None = None,
-        traces_exporter: str | None = None,
-        logs_exporter: str | None = None,
-        metrics_exporter: str | None = None,
+        otlp_compression: str | None = None,
+        otlp_certificate: str | None = None,
+        otlp_client_key: str | None = None,
+        otlp_client_certificate: str | None = None,
+        traces_exporter: str | Sequence[str] | None = None,
+        logs_exporter: str | Sequence[str] | None = None,
+        metrics_exporter: str | Sequence[str] | None = None,
         metric_export_interval: float | None = None,
         export_schedule_delay: float | None = None,
         export_max_queue_size: int | None = None,
@@ -96,65 +127,53 @@ class TelemetryConfig:
         export_tokens: bool | None = None,
         set_global: bool = True,
         live_queue_size: int | None = None,
+        shutdown_timeout: float | None = None,
+        sdk_disabled: bool | None = None,
     ) -> TelemetryConfig:
         """Build a config from arguments, falling back to ``env`` (default ``os.environ``)."""
-        env = os.environ if env is None else env
+        source = Env(env)
+        get = source.get
 
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            return value.strip() if value is not None and value.strip() != "" else None
-
-        resource = dict(_parse_pairs(get("OTEL_RESOURCE_ATTRIBUTES"), "OTEL_RESOURCE_ATTRIBUTES"))
+        resource = dict(envtypes.pairs(get("OTEL_RESOURCE_ATTRIBUTES"),
+                                       "OTEL_RESOURCE_ATTRIBUTES"))
         if resource_attributes:
             resource.update({str(k): str(v) for k, v in resource_attributes.items()})
         name = service_name or get("OTEL_SERVICE_NAME") or resource.get("service.name")
 
-        protocol_raw = otlp_protocol or get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
-        if protocol_raw not in _PROTOCOLS:
-            source = "otlp_protocol" if otlp_protocol else "OTEL_EXPORTER_OTLP_PROTOCOL"
-            raise ConfigError(
-                f"{source}={protocol_raw!r} is not supported; use 'grpc' or 'http/protobuf'"
-            )
-        protocol = cast(Protocol, protocol_raw)  # type: ignore[redundant-cast]
+        args = OtlpArgs(endpoint=otlp_endpoint, protocol=otlp_protocol, headers=otlp_headers,
+                        timeout=otlp_timeout, insecure=otlp_insecure,
+                        compression=otlp_compression, certificate=otlp_certificate,
+                        client_key=otlp_client_key, client_certificate=otlp_client_certificate)
+        otlp = {signal: OtlpSettings.resolve(signal, source, args) for signal in SIGNALS}
 
-        endpoint = otlp_endpoint or get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        if endpoint is not None:
-            _check_endpoint(endpoint, protocol, "otlp_endpoint" if otlp_endpoint else
-                            "OTEL_EXPORTER_OTLP_ENDPOINT")
-        signal_endpoint = any(
-            get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") for signal in ("TRACES", "LOGS", "METRICS")
-        )
+        disabled = sdk_disabled if sdk_disabled is not None else _optional(
+            get("OTEL_SDK_DISABLED"), "OTEL_SDK_DISABLED", envtypes.spec_bool, False)
+        given = {"traces": traces_exporter, "logs": logs_exporter,
+                 "metrics": metrics_exporter}
+        exporters: dict[Signal, tuple[ExporterName, ...]] = {}
+        for signal in SIGNALS:
+            arg, var = given[signal], _EXPORTER_VARS[signal]
+            if arg is not None:
+                chosen = exporter_list(arg, f"{signal}_exporter")
+            elif (raw := get(var)) is not None:
+                chosen = exporter_list(raw, var)
+            else:
+                # No endpoint for the signal means "stream live only": exporting to
+                # an assumed localhost collector would warn of an outage that is not one.
+                chosen = ("otlp",) if otlp[signal].endpoint_configured else ()
+            # OTEL_SDK_DISABLED is the operator's switch: it wins over code.
+            exporters[signal] = () if disabled else chosen
 
-        headers = dict(_parse_pairs(get("OTEL_EXPORTER_OTLP_HEADERS"),
-                                    "OTEL_EXPORTER_OTLP_HEADERS"))
-        if otlp_headers:
-            headers.update({str(k): str(v) for k, v in otlp_headers.items()})
-
-        # No endpoint anywhere means "stream live only": exporting to an assumed
-        # localhost collector would just warn about an outage that is not one.
-        default_exporter: ExporterChoice = "otlp" if endpoint or signal_endpoint else "none"
-
-        def exporter(arg: str | None, var: str) -> ExporterChoice:
-            raw = arg or get(var) or default_exporter
-            if raw not in _EXPORTERS:
-                raise ConfigError(
-                    f"{var}={raw!r} is not supported; use 'otlp', 'console' or 'none'")
-            return cast(ExporterChoice, raw)  # type: ignore[redundant-cast]
-
-        timeout = otlp_timeout if otlp_timeout is not None else _millis(
-            get("OTEL_EXPORTER_OTLP_TIMEOUT"), "OTEL_EXPORTER_OTLP_TIMEOUT", 10.0)
-        interval = metric_export_interval if metric_export_interval is not None else _millis(
-            get("OTEL_METRIC_EXPORT_INTERVAL"), "OTEL_METRIC_EXPORT_INTERVAL", 60.0)
-        delay = export_schedule_delay if export_schedule_delay is not None else _millis(
-            get("OTEL_BSP_SCHEDULE_DELAY"), "OTEL_BSP_SCHEDULE_DELAY", 5.0)
-        queue = export_max_queue_size if export_max_queue_size is not None else _int(
-            get("OTEL_BSP_MAX_QUEUE_SIZE"), "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
-        batch = export_max_batch_size if export_max_batch_size is not None else _int(
-            get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)
-        for label, number in (("otlp_timeout", timeout), ("metric_export_interval", interval),
-                              ("export_schedule_delay", delay)):
-            if not number > 0:
-                raise ConfigError(f"{label}={number!r} must be a positive number of seconds")
+        interval = _seconds_or(metric_export_interval, "metric_export_interval",
+                               get("OTEL_METRIC_EXPORT_INTERVAL"), "OTEL_METRIC_EXPORT_INTERVAL",
+                               60.0)
+        delay = _seconds_or(export_schedule_delay, "export_schedule_delay",
+                            get("OTEL_BSP_SCHEDULE_DELAY"), "OTEL_BSP_SCHEDULE_DELAY", 5.0)
+        queue = export_max_queue_size if export_max_queue_size is not None else _optional(
+            get("OTEL_BSP_MAX_QUEUE_SIZE"), "OTEL_BSP_MAX_QUEUE_SIZE", envtypes.integer, 2048)
+        batch = export_max_batch_size if export_max_batch_size is not None else _optional(
+            get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            envtypes.integer, 512)
         for label, count in (("export_max_queue_size", queue), ("export_max_batch_size", batch),
                              ("live_queue_size", live_queue_size or 1)):
             if count < 1:
@@ -162,47 +181,56 @@ class TelemetryConfig:
         if batch > queue:
             raise ConfigError(
                 f"export_max_batch_size={batch!r} must not exceed export_max_queue_size={queue!r}")
+        deadline = (envtypes.positive_seconds(shutdown_timeout, "shutdown_timeout")
+                    if shutdown_timeout is not None else _optional(
+                        get("OTEL_SSE_SHUTDOWN_TIMEOUT"), "OTEL_SSE_SHUTDOWN_TIMEOUT",
+                        envtypes.seconds, DEFAULT_SHUTDOWN_TIMEOUT))
 
         capture = _capture(capture_content,
                            get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"))
-        tokens = export_tokens if export_tokens is not None else _bool(
-            get("OTEL_SSE_EXPORT_TOKENS"), "OTEL_SSE_EXPORT_TOKENS", False)
+        tokens = export_tokens if export_tokens is not None else _optional(
+            get("OTEL_SSE_EXPORT_TOKENS"), "OTEL_SSE_EXPORT_TOKENS", envtypes.loose_bool, False)
 
         return cls(
             service_name=name,
             resource_attributes=tuple(sorted(resource.items())),
-            otlp_endpoint=endpoint,
-            otlp_protocol=protocol,
-            otlp_headers=tuple(sorted(headers.items())),
-            otlp_timeout=float(timeout),
-            otlp_insecure=otlp_insecure,
-            traces_exporter=exporter(traces_exporter, "OTEL_TRACES_EXPORTER"),
-            logs_exporter=exporter(logs_exporter, "OTEL_LOGS_EXPORTER"),
-            metrics_exporter=exporter(metrics_exporter, "OTEL_METRICS_EXPORTER"),
-            metric_export_interval=float(interval),
-            export_schedule_delay=float(delay),
+            otlp_traces=otlp["traces"],
+            otlp_logs=otlp["logs"],
+            otlp_metrics=otlp["metrics"],
+            traces_exporter=exporters["traces"],
+            logs_exporter=exporters["logs"],
+            metrics_exporter=exporters["metrics"],
+            metric_export_interval=interval,
+            export_schedule_delay=delay,
             export_max_queue_size=queue,
             export_max_batch_size=batch,
             capture_content=capture,
             export_tokens=tokens,
             set_global=set_global,
             live_queue_size=live_queue_size or 65536,
+            shutdown_timeout=deadline,
+            sdk_disabled=disabled,
         )
 
 
-def _parse_pairs(raw: str | None, var: str) -> list[tuple[str, str]]:
-    """``k=v,k2=v2`` with percent-encoding, as the spec defines for headers and resources."""
-    if raw is None:
-        return []
-    pairs = []
-    for item in raw.split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{var} entry {item.strip()!r} is not of the form key=value")
-        pairs.append((unquote(key.strip()), unquote(value.strip())))
-    return pairs
+def exporter_list(raw: str | Sequence[str], source: str) -> tuple[ExporterName, ...]:
+    """``otlp,console`` (or a sequence of names) as a tuple without repeats; ``none`` is ()."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    names = [str(item).strip().lower() for item in items if str(item).strip()]
+    if not names:
+        raise ConfigError(f"{source}={raw!r} names no exporter; use 'none' for none")
+    if "none" in names:
+        if any(name != "none" for name in names):
+            raise ConfigError(f"{source}={raw!r}: 'none' cannot be combined with exporters")
+        return ()
+    chosen: list[ExporterName] = []
+    for name in names:
+        if name not in _EXPORTERS:
+            raise ConfigError(
+                f"{source}={raw!r}: {name!r} is not supported; use 'otlp', 'console' or 'none'")
+        if name not in chosen:
+            chosen.append(name)
+    return tuple(chosen)
 
 
 def parse_capture(value: bool | str | None) -> ContentCapture | None:
@@ -232,48 +260,13 @@ def _capture(arg: bool | str | None, env_value: str | None) -> ContentCapture:
     return mode
 
 
-def _check_endpoint(endpoint: str, protocol: Protocol, source: str) -> None:
-    parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
-    if "://" in endpoint and parts.scheme not in ("http", "https"):
-        raise ConfigError(f"{source}={endpoint!r}: the scheme must be http or https")
-    if protocol == "http/protobuf" and "://" not in endpoint:
-        raise ConfigError(f"{source}={endpoint!r}: OTLP/HTTP needs a URL such as http://host:4318")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{source}={endpoint!r}: bad port") from exc
-    if not parts.hostname:
-        raise ConfigError(f"{source}={endpoint!r} names no host")
-    del port
+def _optional(raw: str | None, source: str, parse: Callable[[str, str], _T], default: _T) -> _T:
+    return default if raw is None else parse(raw, source)
 
 
-def _millis(raw: str | None, var: str, default: float) -> float:
-    if raw is None:
-        return default
-    try:
-        value = float(raw) / 1000.0
-    except ValueError:
-        raise ConfigError(f"{var}={raw!r} is not a number of milliseconds") from None
-    if not value > 0:
-        raise ConfigError(f"{var}={raw!r} must be a positive number of milliseconds")
-    return value
-
-
-def _int(raw: str | None, var: str, default: int) -> int:
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{var}={raw!r} is not an integer") from None
-
-
-def _bool(raw: str | None, var: str, default: bool) -> bool:
-    if raw is None:
-        return default
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"{var}={raw!r} is not a boolean (true/false)")
+def _seconds_or(arg: float | None, arg_name: str, raw: str | None, var: str,
+                default: float) -> float:
+    """An argument in seconds, else a spec Duration variable in milliseconds."""
+    if arg is not None:
+        return envtypes.positive_seconds(arg, arg_name)
+    return default if raw is None else envtypes.duration_millis(raw, var)
