@@ -31,6 +31,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
+from otel_sse._version import __version__
 from otel_sse.processors.bridge import SSEBridge, SSELogRecordProcessor, SSESpanProcessor
 from otel_sse.telemetry import attrs
 from otel_sse.telemetry.config import TelemetryConfig
@@ -40,7 +41,7 @@ from otel_sse.telemetry.export import build_pipelines
 from otel_sse.telemetry.guard import ExportCounts, ExportGuard, ExportHealth, describe_losses
 
 _log = logging.getLogger("otel_sse.telemetry")
-_VERSION = "0.1.0"
+_VERSION = __version__
 _Provider = TypeVar("_Provider", TracerProvider, LoggerProvider, SDKMeterProvider)
 
 
