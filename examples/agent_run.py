@@ -82,7 +82,7 @@ async def main() -> None:
     await asyncio.to_thread(telemetry.force_flush)
     for trace_id in traces.ids:
         print(f"trace:  http://localhost:16686/trace/{trace_id}")
-    telemetry.shutdown()
+    await telemetry.ashutdown()
     await server.stop()
 
 
