@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -171,7 +172,10 @@ class SSEApp:
             if not message.get("more_body", False):
                 break
         request.body = bytes(body)
-        result = self.router.finish(request, self.router.handle(admitted, request))
+        handled = self.router.handle(admitted, request)
+        if inspect.isawaitable(handled):
+            handled = await handled
+        result = self.router.finish(request, handled)
         if isinstance(result, Response):
             await self._respond(send, result, request)
         else:

@@ -19,13 +19,13 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from otel_sse.bus.fanout import Fanout, SlowClientPolicy, Subscriber
 from otel_sse.bus.log import EventLog, MemoryEventLog
-from otel_sse.errors import EventFormatError
+from otel_sse.errors import EventFormatError, ServerError
 from otel_sse.wire.encoder import check_field, dumps, encode_event, iso_ms_from_epoch, iso_ms_now
 
 
@@ -162,6 +162,26 @@ class EventHub:
         if self.on_loop():
             return self._direct_now(item)
         return self._enqueue(item)
+
+    def publish_batch(self, messages: Sequence[Any]) -> list[str]:
+        """Validate every message, then publish them all, in order (on the hub's loop).
+
+        All or none: a bad message raises :class:`~otel_sse.errors.EventFormatError`
+        naming its index, and nothing is published. Returns the ids given.
+        """
+        if not self.on_loop():
+            raise ServerError("publish_batch runs on the hub's loop (it returns the ids given)")
+        prepared = []
+        for index, message in enumerate(messages):
+            try:
+                prepared.append(self._prepare(message))
+            except EventFormatError as exc:
+                raise EventFormatError(f"event {index}: {exc}") from None
+        ids = []
+        for event_type, data, retry in prepared:
+            ids.append(self.fanout.publish(event_type, data, retry).id)
+            self.published += 1
+        return ids
 
     def _prepare(self, message: Mapping[str, Any]) -> tuple[str, str, int | None]:
         if not isinstance(message, Mapping):

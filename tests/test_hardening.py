@@ -143,7 +143,7 @@ async def test_slow_readers_are_bounded_in_bytes_and_cut() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", proc.port, limit=1024)
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+            writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\n\r\n")
             readers.append((reader, writer))
         await proc.wait_stats("clients", 20)
         before = proc.rss_mb()
@@ -164,7 +164,7 @@ async def test_one_huge_event_to_stalled_readers_is_not_copied_per_reader() -> N
         conns = []
         for _ in range(2):
             reader, writer = await asyncio.open_connection("127.0.0.1", proc.port)
-            writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             await reader.readuntil(b"event: connected")
             conns.append((reader, writer))
         before = proc.rss_mb()
@@ -182,7 +182,7 @@ async def test_one_huge_event_to_stalled_readers_is_not_copied_per_reader() -> N
 async def test_an_oversized_head_in_one_read_gets_431() -> None:
     async with running_server() as server:
         headers = b"".join(b"x-h%d: %s\r\n" % (i, b"v" * 8) for i in range(10_000))
-        answer = await raw_request(server.port, b"GET /events HTTP/1.1\r\nHost: x\r\n"
+        answer = await raw_request(server.port, b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                    + headers + b"\r\n")
         assert answer.startswith(b"HTTP/1.1 431 ")
         assert server.get_stats()["clients"] == 0
@@ -238,13 +238,13 @@ async def test_connection_cap_answers_503() -> None:
     async with running_server(max_connections=5) as server:
         held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(5)]
         await wait_for(lambda: server.get_stats()["connections"] == 5)
-        answer = await raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 503 ")
         assert b"max_connections=5" in answer
         for _, writer in held:
             writer.close()
         assert await wait_for(lambda: server.get_stats()["connections"] == 0)
-        answer = await raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        answer = await raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                    b"Connection: close\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 200 ")
 
@@ -384,7 +384,7 @@ async def test_publishing_while_the_loop_is_blocked_is_bounded_and_counted() -> 
 async def test_a_burst_from_threads_reaches_a_fast_reader_without_a_gap() -> None:
     async with ServerProcess({}) as proc:
         reader, writer = await asyncio.open_connection("127.0.0.1", proc.port, limit=1 << 20)
-        writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         await reader.readuntil(b"event: connected")
         received = 0
         seen = b""
@@ -412,7 +412,7 @@ async def test_a_burst_from_threads_reaches_a_fast_reader_without_a_gap() -> Non
 
 async def test_head_on_the_stream_answers_headers_without_a_body() -> None:
     async with running_server() as server:
-        answer = await raw_request(server.port, b"HEAD /events HTTP/1.1\r\nHost: x\r\n"
+        answer = await raw_request(server.port, b"HEAD /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                    b"Connection: close\r\n\r\n")
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 ")
@@ -423,7 +423,7 @@ async def test_head_on_the_stream_answers_headers_without_a_body() -> None:
 
 async def test_websocket_upgrade_is_ignored_and_the_request_served() -> None:
     async with running_server() as server:
-        answer = await raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        answer = await raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                    b"Connection: Upgrade, close\r\nUpgrade: websocket\r\n"
                                    b"Sec-WebSocket-Version: 13\r\n"
                                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
@@ -433,14 +433,14 @@ async def test_websocket_upgrade_is_ignored_and_the_request_served() -> None:
 
 async def test_unknown_http_version_is_505() -> None:
     async with running_server() as server:
-        answer = await raw_request(server.port, b"GET /events HTTP/9.9\r\nHost: x\r\n\r\n")
+        answer = await raw_request(server.port, b"GET /events HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 505 ")
         assert server.get_stats()["clients"] == 0
 
 
 async def test_content_length_with_transfer_encoding_is_400_and_closed() -> None:
     async with running_server() as server:
-        answer = await raw_request(server.port, b"POST /healthz HTTP/1.1\r\nHost: x\r\n"
+        answer = await raw_request(server.port, b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
                                    b"0\r\n\r\n", timeout=5)
         assert answer.startswith(b"HTTP/1.1 400 ")

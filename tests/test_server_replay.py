@@ -110,7 +110,7 @@ async def _stalled_client(port: int, tiny_buffer: bool = True,
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     cast(asyncio.Transport, writer.transport).pause_reading()
-    writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
     await writer.drain()
     return reader, writer
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
+from otel_sse.bus.history import StoredEvent
 from otel_sse.bus.ids import format_id
 from otel_sse.bus.log import EventLog
 from otel_sse.errors import ConfigError
@@ -181,11 +182,12 @@ class Fanout:
 
     # -- publishing ---------------------------------------------------------
 
-    def publish(self, event_type: str, data: str, retry: int | None = None) -> None:
-        self.log.append(event_type, data, retry)
+    def publish(self, event_type: str, data: str, retry: int | None = None) -> StoredEvent:
+        event = self.log.append(event_type, data, retry)
         self._dirty_types.add(event_type)
         if self._idle:
             self._schedule_round()
+        return event
 
     def _schedule_round(self) -> None:
         # Publishes before the round runs share it: a burst leaves in one write

@@ -1,54 +1,50 @@
-"""Server settings: typed, validated when built, with ``OTEL_SSE_*`` environment fallbacks."""
+"""Server settings: one typed object, validated when built.
+
+Every field can come from, in order of precedence: an explicit option (a
+keyword argument, a command-line flag), an ``OTEL_SSE_<FIELD>`` environment
+variable, a configuration file (TOML, read by the CLI), the default. A bad
+value raises :class:`~otel_sse.errors.ConfigError` naming where it came from.
+Secrets (the tokens) never appear in a ``repr``, an error message or the stats.
+"""
 
 from __future__ import annotations
 
-import os
+import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+from otel_sse import env as envtypes
 from otel_sse.bus.fanout import SlowClientPolicy
+from otel_sse.env import Env
 from otel_sse.errors import ConfigError
 from otel_sse.hub import HubLimits
 from otel_sse.wire.encoder import check_field
 
-_ENV_PREFIX = "OTEL_SSE_"
+ENV_PREFIX = "OTEL_SSE_"
+_LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
+# Fields not read from OTEL_SSE_* variables (objects, or set only in code).
+_NOT_FROM_ENV = frozenset({"extra"})
+_SECRETS = frozenset({"token", "producer_token"})
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(_ENV_PREFIX + name)
-    return value if value not in (None, "") else None
-
-
-def _env_number(name: str, kind: type[int] | type[float]) -> int | float | None:
-    raw = _env(name)
-    if raw is None:
-        return None
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ConfigError(f"{_ENV_PREFIX}{name}={raw!r} is not a valid {kind.__name__}") from None
-
-
-def _env_bool(name: str) -> bool | None:
-    raw = _env(name)
-    if raw is None:
-        return None
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (a name or an address, no lookup)."""
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
         return True
-    if lowered in ("0", "false", "no", "off"):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
         return False
-    raise ConfigError(f"{_ENV_PREFIX}{name}={raw!r} is not a boolean (true/false)")
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything :class:`~otel_sse.server.SSEServer` can be told; durations in seconds.
 
-    Build it with :meth:`build` (explicit options, then ``OTEL_SSE_*`` variables,
-    then the defaults); every value is checked when it is built and a bad one
-    raises :class:`~otel_sse.errors.ConfigError` naming it.
+    Build it with :meth:`build`; every value is checked when it is built.
     """
 
     port: int = 3000
@@ -64,6 +60,21 @@ class ServerConfig:
     # the stream can carry prompts and responses.
     cors_origins: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+    # Authentication: with a token, every route but a minimal liveness answer needs
+    # ``Authorization: Bearer <token>``; ingest and publish need the producer token
+    # (the same one unless set). Binding a non-loopback address needs a token, or
+    # insecure_no_auth to say that the network is trusted.
+    token: str | None = field(default=None, repr=False)
+    producer_token: str | None = field(default=None, repr=False)
+    insecure_no_auth: bool = False
+    # Host names accepted besides loopback ones (a loopback server refuses others:
+    # DNS rebinding); on other binds, when listed, the only names accepted.
+    allowed_hosts: tuple[str, ...] = ()
+    # The lifetime of the session cookie a browser gets for the token (seconds).
+    session_ttl: float = 12 * 3600.0
+    # OTLP/gRPC ingest on a port of its own (None: off). The CLI's default, 4319,
+    # sits beside a collector's 4317/4318 without taking either.
+    grpc_port: int | None = None
     history_size: int = 10_000
     history_bytes: int = 64 * 1024 * 1024
     client_queue_size: int = 2_000
@@ -81,22 +92,28 @@ class ServerConfig:
     # Connections of any protocol (0: max_clients + 100).
     max_connections: int = 0
     # A connection with no request in progress (HTTP/1.1 keep-alive, HTTP/2 with
-    # no open stream, a TLS handshake) is closed after idle_timeout; a request
-    # head or body must arrive within request_timeout.
+    # no open stream) is closed after idle_timeout; a request head or body (or a
+    # TLS handshake) must arrive within request_timeout.
     idle_timeout: float = 30.0
     request_timeout: float = 10.0
     max_head_bytes: int = 16 * 1024
     max_headers: int = 100
+    # Request bodies (OTLP ingest, publish), and what they may decompress to.
     max_body_bytes: int = 8 * 1024 * 1024
+    max_decompressed_bytes: int = 64 * 1024 * 1024
+    # Ingest bodies being decoded at once; past it, 429 with Retry-After.
+    ingest_inflight_bytes: int = 64 * 1024 * 1024
     h2_max_streams: int = 100
     # HTTP/2 control frames (SETTINGS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE,
-    # empty DATA) a client may send per second, with bursts of twice that.
+    # empty DATA) a client may send per second, with bursts of five times that.
     h2_control_frame_rate: int = 1000
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, got {self.port!r}")
+        if self.grpc_port is not None and not 0 <= self.grpc_port <= 65535:
+            raise ConfigError(f"grpc_port must be 0-65535, got {self.grpc_port!r}")
         if not 0 <= self.compression_level <= 9:
             raise ConfigError(f"compression_level must be 0-9, got {self.compression_level!r}")
         for name, low in (("max_clients", 1), ("history_size", 1), ("history_bytes", 1024),
@@ -104,14 +121,15 @@ class ServerConfig:
                           ("backlog", 1), ("pending_events", 1), ("pending_bytes", 1024),
                           ("max_event_bytes", 1024), ("max_connections", 0),
                           ("max_head_bytes", 1024), ("max_headers", 8), ("max_body_bytes", 0),
+                          ("max_decompressed_bytes", 1024), ("ingest_inflight_bytes", 1024),
                           ("h2_max_streams", 1), ("h2_control_frame_rate", 10)):
             value = getattr(self, name)
             if type(value) is not int or value < low:
                 raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
         for name in ("keep_alive_interval", "shutdown_timeout", "idle_timeout",
-                     "request_timeout"):
+                     "request_timeout", "session_ttl"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {value!r}")
         if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
             raise ConfigError(f"retry must be an int >= 0 milliseconds, got {self.retry!r}")
@@ -124,8 +142,28 @@ class ServerConfig:
                 check_field("header value", value)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+        for name in _SECRETS:
+            secret = getattr(self, name)
+            if secret is not None and (len(secret) < 8 or any(c.isspace() for c in secret)):
+                # The message never shows the value: it is a secret.
+                raise ConfigError(f"{name} must be at least 8 characters, without spaces")
+        if not self.token and not self.insecure_no_auth and not is_loopback(self.host):
+            raise ConfigError(
+                f"host {self.host!r} is not a loopback address: the stream (prompts and "
+                "responses included) would be open to the network without authentication. "
+                "Set a token (--token, --token-file or OTEL_SSE_TOKEN), or pass "
+                "--insecure-no-auth (insecure_no_auth=True) on a network you trust")
         if self.max_connections == 0:
             object.__setattr__(self, "max_connections", self.max_clients + 100)
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.cert_path and self.key_path)
+
+    @property
+    def ingest_token(self) -> str | None:
+        """What producers (OTLP ingest, publish) must present."""
+        return self.producer_token or self.token
 
     def hub_limits(self) -> HubLimits:
         """The bounds of the hub this server publishes through."""
@@ -137,38 +175,36 @@ class ServerConfig:
             pending_bytes=self.pending_bytes, max_event_bytes=self.max_event_bytes)
 
     @classmethod
-    def build(cls, **options: Any) -> ServerConfig:
-        """Explicit options win; then ``OTEL_SSE_*`` variables; then the defaults."""
-        env: dict[str, Any] = {
-            "port": _env_number("PORT", int),
-            "host": _env("HOST"),
-            "http2": _env_bool("HTTP2"),
-            "cert_path": _env("CERT_PATH"),
-            "key_path": _env("KEY_PATH"),
-            "keep_alive_interval": _env_number("KEEP_ALIVE_INTERVAL", float),
-            "compression": _env_bool("COMPRESSION"),
-            "max_clients": _env_number("MAX_CLIENTS", int),
-            "history_size": _env_number("HISTORY_SIZE", int),
-            "history_bytes": _env_number("HISTORY_BYTES", int),
-            "client_buffer_bytes": _env_number("CLIENT_BUFFER_BYTES", int),
-            "slow_client_policy": _env("SLOW_CLIENT_POLICY"),
-            "max_connections": _env_number("MAX_CONNECTIONS", int),
-            "idle_timeout": _env_number("IDLE_TIMEOUT", float),
-            "request_timeout": _env_number("REQUEST_TIMEOUT", float),
-            "max_body_bytes": _env_number("MAX_BODY_BYTES", int),
-            "shutdown_timeout": _env_number("SHUTDOWN_TIMEOUT", float),
-        }
-        cors = _env("CORS_ORIGINS")
-        if cors is not None:
-            env["cors_origins"] = [o.strip() for o in cors.split(",") if o.strip()]
-        merged = {k: v for k, v in env.items() if v is not None}
-        merged.update({k: v for k, v in options.items() if v is not None})
-        unknown = set(merged) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown SSEServer option(s): {', '.join(sorted(unknown))}")
-        if "cors_origins" in merged:
-            origins = merged["cors_origins"]
-            merged["cors_origins"] = (origins,) if isinstance(origins, str) else tuple(origins)
+    def env_name(cls, field_name: str) -> str:
+        return ENV_PREFIX + field_name.upper()
+
+    @classmethod
+    def build(cls, file: Mapping[str, Any] | None = None,
+              environ: Mapping[str, str] | None = None, **options: Any) -> ServerConfig:
+        """Explicit ``options`` win; then ``OTEL_SSE_*`` variables (from ``environ``,
+        default ``os.environ``); then ``file`` (a configuration file's values); then the
+        defaults. ``token_file`` / ``producer_token_file`` name files holding a token."""
+        known = {f.name for f in fields(cls)}
+        layers: list[tuple[str, dict[str, Any]]] = [
+            ("the configuration file", dict(file or {})),
+            ("the environment", _from_env(Env(environ))),
+            ("the options", {k: v for k, v in options.items() if v is not None}),
+        ]
+        merged: dict[str, Any] = {}
+        for where, values in layers:
+            for secret in ("token", "producer_token"):
+                path = values.pop(f"{secret}_file", None)
+                if path is not None:
+                    values[secret] = _read_secret(str(path), f"{secret}_file")
+            unknown = set(values) - known
+            if unknown:
+                raise ConfigError(f"unknown server option(s) in {where}: "
+                                  f"{', '.join(sorted(unknown))}")
+            merged.update(values)
+        for key in ("cors_origins", "allowed_hosts"):
+            if key in merged:
+                value = merged[key]
+                merged[key] = (value,) if isinstance(value, str) else tuple(value)
         if "headers" in merged:
             merged["headers"] = _normalise_headers(merged["headers"])
         if "slow_client_policy" in merged:
@@ -178,11 +214,61 @@ class ServerConfig:
                 raise ConfigError(
                     f"slow_client_policy must be 'disconnect' or 'drop-oldest', "
                     f"got {merged['slow_client_policy']!r}") from None
-        for key in ("keep_alive_interval", "shutdown_timeout", "idle_timeout",
-                    "request_timeout"):
-            if isinstance(merged.get(key), int):
-                merged[key] = float(merged[key])
+        for name, kind in _KINDS.items():
+            if kind == "float" and isinstance(merged.get(name), int) \
+                    and not isinstance(merged[name], bool):
+                merged[name] = float(merged[name])
         return cls(**merged)
+
+
+def _kind(annotation: str) -> str:
+    """How a field's value is read from a variable, from its annotation."""
+    for kind in ("bool", "int", "float"):
+        if annotation in (kind, f"{kind} | None"):
+            return kind
+    if annotation.startswith("tuple[tuple"):
+        return "pairs"
+    if annotation.startswith("tuple[str"):
+        return "list"
+    return "str"
+
+
+_KINDS = {f.name: _kind(str(f.type)) for f in fields(ServerConfig)
+          if f.name not in _NOT_FROM_ENV}
+
+
+def _from_env(env: Env) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    names = [*_KINDS, "token_file", "producer_token_file"]
+    for name in names:
+        var = ServerConfig.env_name(name)
+        raw = env.get(var)
+        if raw is None:
+            continue
+        kind = _KINDS.get(name, "str")
+        if kind == "int":
+            values[name] = envtypes.integer(raw, var)
+        elif kind == "float":
+            values[name] = envtypes.seconds(raw, var)
+        elif kind == "bool":
+            values[name] = envtypes.loose_bool(raw, var)
+        elif kind == "list":
+            values[name] = tuple(item.strip() for item in raw.split(",") if item.strip())
+        elif kind == "pairs":
+            values[name] = tuple(envtypes.pairs(raw, var))
+        else:
+            values[name] = raw
+    return values
+
+
+def _read_secret(path: str, source: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read {path!r}: {exc.strerror}") from None
+    if not text:
+        raise ConfigError(f"{source}: {path!r} is empty")
+    return text
 
 
 def _normalise_headers(

@@ -10,6 +10,8 @@ else through ``h11``.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import re
 import time
 from collections.abc import Iterable
@@ -21,7 +23,7 @@ import h11
 
 from otel_sse.server.layer import Conn
 from otel_sse.server.request import Headers, Request, Response, text_response
-from otel_sse.server.routes import Route
+from otel_sse.server.routes import Result, Route
 from otel_sse.server.stream import EventStream
 
 SERVER_HEADER = b"otel-sse"
@@ -259,7 +261,20 @@ class H1Handler:
                 return
 
     def _dispatch(self, route: Route, request: Request) -> None:
-        result = self.router.finish(request, self.router.handle(route, request))
+        result = self.router.handle(route, request)
+        if inspect.isawaitable(result):
+            self.state = _ANSWER  # pipelined requests wait, bounded, meanwhile
+            task = asyncio.ensure_future(result)
+            task.add_done_callback(lambda done: self._answered(done, request))
+            return
+        self._deliver(request, result)
+
+    def _answered(self, task: asyncio.Future[Result], request: Request) -> None:
+        if self.state != _CLOSED and not task.cancelled():
+            self._deliver(request, task.result())
+
+    def _deliver(self, request: Request, result: Result) -> None:
+        result = self.router.finish(request, result)
         if isinstance(result, EventStream):
             self._start_stream(result)
         else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from urllib.parse import unquote_to_bytes
 
@@ -32,7 +33,7 @@ from otel_sse.server.h1 import SERVER_HEADER, date_header
 from otel_sse.server.h2gate import FloodError, FrameGate
 from otel_sse.server.layer import Conn
 from otel_sse.server.request import Headers, Request, Response, text_response
-from otel_sse.server.routes import Route
+from otel_sse.server.routes import Result, Route
 from otel_sse.server.stream import EventStream
 
 logger = logging.getLogger("otel_sse.server")
@@ -294,7 +295,20 @@ class H2Handler:
         stream.deadline = None
         request.body = bytes(stream.body)
         stream.body = bytearray()
-        result = self.router.finish(request, self.router.handle(route, request))
+        result = self.router.handle(route, request)
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            task.add_done_callback(lambda done: self._answered(done, stream, request))
+            return
+        self._deliver(stream, request, result)
+
+    def _answered(self, task: asyncio.Future[Result], stream: _Stream, request: Request) -> None:
+        if not self.closed and not task.cancelled() and self.streams.get(stream.id) is stream:
+            self._deliver(stream, request, task.result())
+            self.flush()
+
+    def _deliver(self, stream: _Stream, request: Request, result: Result) -> None:
+        result = self.router.finish(request, result)
         if isinstance(result, EventStream):
             self._send_headers(stream, result.status, result.headers, end=False)
             stream.events = result

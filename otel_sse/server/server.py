@@ -126,7 +126,7 @@ class SSEServer:
 
     @property
     def tls(self) -> bool:
-        return bool(self.config.cert_path and self.config.key_path)
+        return self.config.tls
 
     @property
     def url(self) -> str:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from otel_sse import env as envtypes
+from otel_sse.env import Env
 from otel_sse.errors import ConfigError
-from otel_sse.telemetry import env as envtypes
-from otel_sse.telemetry.env import Env
 
 Signal = Literal["traces", "logs", "metrics"]
 Protocol = Literal["grpc", "http/protobuf"]

@@ -1,4 +1,4 @@
-"""Reading configuration values from an environment, as the OpenTelemetry specification types them.
+"""The one place configuration is read from the environment (``OTEL_*``, ``OTEL_SSE_*``).
 
 Each reader takes the raw value and the name it came from (a variable or an
 argument), and raises :class:`~otel_sse.errors.ConfigError` naming both when the
