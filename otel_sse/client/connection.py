@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from otel_sse.client.backoff import compute_reconnect_delay, parse_retry_after
 from otel_sse.client.buffer import _EventBuffer
@@ -15,12 +14,8 @@ from otel_sse.client.compression import ACCEPT_ENCODING
 from otel_sse.client.events import ConnectionState, SSEEvent
 from otel_sse.client.handlers import _HandlerRegistry
 from otel_sse.client.options import build_url
-from otel_sse.client.transport import (
-    AiohttpTransport,
-    StreamResponse,
-    Transport,
-    make_ssl_context,
-)
+from otel_sse.client.tls import TLSSettings
+from otel_sse.client.transport import AiohttpTransport, StreamResponse, Transport
 from otel_sse.errors import (
     BadContentTypeError,
     BadStatusError,
@@ -88,23 +83,20 @@ class _Connection(_EventBuffer, _HandlerRegistry):
 
     def _make_transport(self) -> Transport:
         opts = self._options
-        # Loading the system CA store costs ~20 ms: not for http:// URLs.
-        secure = urlsplit(opts.url).scheme == "https"
+        # Each transport builds its TLS context at its first https request, if any.
+        tls = TLSSettings(opts.verify, opts.ca_file)
         plain = AiohttpTransport(
-            read_timeout=opts.read_timeout,
-            connect_timeout=opts.connect_timeout,
-            ssl_context=make_ssl_context(opts.verify, opts.ca_file) if secure else None,
+            read_timeout=opts.read_timeout, connect_timeout=opts.connect_timeout, tls=tls
         )
         if opts.http2 is False:
             return plain
         from otel_sse.client.h2transport import H2Transport
 
-        alpn = ["h2"] if opts.http2 == "prior-knowledge" else ["h2", "http/1.1"]
         return H2Transport(
             mode=opts.http2,
             read_timeout=opts.read_timeout,
             connect_timeout=opts.connect_timeout,
-            ssl_context=make_ssl_context(opts.verify, opts.ca_file, alpn=alpn) if secure else None,
+            tls=tls,
             fallback=plain,
         )
 
