@@ -700,6 +700,29 @@ async def test_disconnect_is_idempotent_and_restartable() -> None:
         await client.disconnect()
 
 
+async def test_a_restart_while_disconnect_finishes_is_left_alone() -> None:
+    from tests.sse_helpers import running_server
+
+    async with running_server(keep_alive_interval=5.0) as server:
+        client = SSEClient(f"{server.url}/events", **FAST)
+        await client.connect()
+        old = client._task
+        assert old is not None
+        restarted: list[asyncio.Future[None]] = []
+        # connect() again the moment the old connection's task ends, before
+        # disconnect() resumes: the new connection must survive it.
+        old.add_done_callback(lambda _: restarted.append(asyncio.ensure_future(client.connect())))
+        await client.disconnect()
+        await asyncio.wait_for(restarted[0], 10)
+        assert client.state is ConnectionState.CONNECTED
+        server.publish("task:progress", {"i": 1})
+        (event,) = await collect(client, 1)
+        assert event.data["i"] == 1
+        assert client.state is ConnectionState.CONNECTED
+        await client.disconnect()
+        assert client.state is ConnectionState.CLOSED
+
+
 def test_event_object() -> None:
     event = SSEEvent("task:created", {"a": 1}, id="4")
     assert (event.type, event.data, event.raw, event.id, event.retry) == (

@@ -166,7 +166,8 @@ class SSEClient(_Connection):
 
         Safe to call from a handler (the client stops after that handler) and
         more than once. ``connect()`` or ``async for`` starts it again,
-        resuming from ``last_event_id``.
+        resuming from ``last_event_id``; if that happens while this call
+        waits for the old connection to end, the new one is left alone.
         """
         self._closing = True
         task = self._task
@@ -175,9 +176,10 @@ class SSEClient(_Connection):
                 return
             task.cancel()
             await asyncio.wait({task})
-        if self._transport is not None:
-            await self._release()
-        self._settle(ConnectionState.CLOSED, None)
+        # The task released its connection on its way out. If someone started
+        # the client again meanwhile, the connection and the state are theirs.
+        if self._task is task:
+            self._settle(ConnectionState.CLOSED, None)
 
     def get_stats(self) -> dict[str, Any]:
         """Counters and connection facts (``connected_since`` is a Unix time)."""
