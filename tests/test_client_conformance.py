@@ -140,6 +140,7 @@ async def test_server_handshake_goes_to_on_connected_not_to_iteration() -> None:
             events = await collect(client, 2)
         assert [e.raw for e in events] == ["a", "b"]
         assert [e.data["clientId"] for e in connected] == ["c-1", "c-1"]
+        assert [e.data["url"] for e in connected] == [server.url, server.url]
 
 
 async def test_synthetic_connected_when_server_has_no_handshake() -> None:
@@ -151,6 +152,7 @@ async def test_synthetic_connected_when_server_has_no_handshake() -> None:
         assert events[0].raw == "a"
         assert connected[0].data == {
             "clientId": None, "serverTime": None, "lastEventId": "0", "synthetic": True,
+            "url": server.url,
         }
 
 
@@ -333,7 +335,7 @@ async def test_retry_field_sets_base_delay() -> None:
         async with client:
             events = await collect(client, 2)
         assert [e.raw for e in events] == ["a", "b"]
-        assert reconnecting[0].data == {"attempt": 1, "delay": 0.3}
+        assert reconnecting[0].data == {"attempt": 1, "delay": 0.3, "url": server.url}
         assert disconnected[0].data["will_reconnect"] is True
         assert disconnected[0].data["reconnect_delay"] == 0.3
         assert server.connection_times[1] - server.connection_times[0] >= 0.29
