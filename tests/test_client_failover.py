@@ -386,3 +386,16 @@ async def test_without_auto_reconnect_one_round_is_tried() -> None:
             await client.connect()
             assert client.get_stats()["url"] == f"{server.url}/events"
             await client.disconnect()
+
+
+async def test_new_urls_apply_from_the_next_attempt() -> None:
+    async with server_on(free_port()) as old, server_on(free_port()) as new:
+        old_url, new_url = f"{old.url}/events", f"{new.url}/events"
+        client = SSEClient(old_url, **FAST)
+        async with Recorder(client) as seen:
+            await wait_for(lambda: len(seen.lifecycle["connected"]) == 1)
+            client.update_config(url=[new_url])
+            await old.stop()
+            await wait_for(lambda: len(seen.lifecycle["connected"]) == 2)
+            assert client.get_stats()["url"] == new_url
+            assert seen.lifecycle["connected"][1].data["url"] == new_url

@@ -185,8 +185,9 @@ class _Connection(_EventBuffer, _HandlerRegistry):
         return ConnectionState.FAILED, error if error in real else real[-1]
 
     async def _run(self) -> None:
-        rotation = self._rotation
-        rotation.restart()
+        # self._rotation, not a local: update_config(url=...) replaces it, and
+        # the new URLs apply from the next attempt.
+        self._rotation.restart()
         attempt = 0
         delay = 0.0
         last_error: BaseException | None = None
@@ -215,10 +216,10 @@ class _Connection(_EventBuffer, _HandlerRegistry):
                 except Exception as exc:
                     last_error = exc
                     retry_after, self._retry_after = self._retry_after, None
-                    rotation.failed(
+                    self._rotation.failed(
                         permanent=exc if is_permanent(exc) else None, retry_after=retry_after
                     )
-                    upcoming = rotation.advance(self._backoff)
+                    upcoming = self._rotation.advance(self._backoff)
                     give_up = upcoming is None or (
                         upcoming.new_round and not self._options.auto_reconnect
                     )
@@ -236,7 +237,7 @@ class _Connection(_EventBuffer, _HandlerRegistry):
                 if self._connected_url is not None and url != self._connected_url:
                     self._stats["failovers"] += 1
                 self._connected_url = url
-                rotation.succeeded()
+                self._rotation.succeeded()
                 attempt = 0
                 last_error = None
                 reason, error = await self._stream(response)
@@ -244,8 +245,8 @@ class _Connection(_EventBuffer, _HandlerRegistry):
                     break
                 upcoming = None
                 if self._options.auto_reconnect:
-                    rotation.dropped()
-                    upcoming = rotation.advance(self._backoff)
+                    self._rotation.dropped()
+                    upcoming = self._rotation.advance(self._backoff)
                 will_reconnect = upcoming is not None
                 attempt = 1
                 delay = upcoming.delay if upcoming is not None else 0.0
