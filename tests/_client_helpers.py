@@ -1,15 +1,22 @@
 """Client test helpers: a raw HTTP/1.1 server that writes exactly the bytes a test gives,
-reconnect settings for fast tests, and waiting for events or conditions."""
+a hypercorn server (HTTP/2, TLS), reconnect settings for fast tests, and waiting for
+events or conditions."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+
 from otel_sse.client import SSEClient, SSEEvent
+from tests.conftest import free_port
 
 # Reconnect after a fixed 20 ms: no backoff growth, no jitter.
 FAST: dict[str, Any] = {
@@ -152,3 +159,78 @@ class RawServer:
             await asyncio.wait(set(self._tasks), timeout=2)
         await self._server.wait_closed()
         self._server = None
+
+
+# ------------------------------------------------------ HTTP/2 on hypercorn
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class SSEApp:
+    """A minimal ASGI SSE endpoint that records each request's HTTP version."""
+
+    def __init__(self) -> None:
+        self.versions: list[str] = []
+        self.last_ids: list[str | None] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        self.versions.append(scope["http_version"])
+        last = headers.get("last-event-id")
+        self.last_ids.append(last)
+        start = int(last) + 1 if last else 0
+        gzip_it = "gzip" in headers.get("accept-encoding", "") and scope["path"] == "/gzip"
+        response_headers = [
+            (b"content-type", b"text/event-stream"),
+            (b"cache-control", b"no-cache"),
+        ]
+        if gzip_it:
+            response_headers.append((b"content-encoding", b"gzip"))
+        await send({"type": "http.response.start", "status": 200, "headers": response_headers})
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+        for i in range(start, start + 3):
+            data = f'{{"token": "t{i}", "index": {i}}}'
+            body = f"id: {i}\nevent: llm:token\ndata: {data}\n\n".encode()
+            if gzip_it:
+                body = compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            await asyncio.sleep(0.005)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+@contextlib.asynccontextmanager
+async def hypercorn_server(
+    app: SSEApp, tls: dict[str, Path] | None = None, alpn: list[str] | None = None
+) -> AsyncIterator[str]:
+    port = free_port()
+    config = HypercornConfig()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.loglevel = "WARNING"
+    config.accesslog = None
+    config.errorlog = None
+    # The client may leave an HTTP/2 connection open: do not wait 3 s for it at shutdown.
+    config.graceful_timeout = 0.2
+    if tls is not None:
+        config.certfile = str(tls["cert"])
+        config.keyfile = str(tls["key"])
+    if alpn is not None:
+        config.alpn_protocols = alpn
+    stop = asyncio.Event()
+    task = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                with contextlib.suppress(OSError):
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    await writer.wait_closed()
+                    break
+                await asyncio.sleep(0.02)
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await task

@@ -140,6 +140,7 @@ async def test_server_handshake_goes_to_on_connected_not_to_iteration() -> None:
             events = await collect(client, 2)
         assert [e.raw for e in events] == ["a", "b"]
         assert [e.data["clientId"] for e in connected] == ["c-1", "c-1"]
+        assert [e.data["url"] for e in connected] == [server.url, server.url]
 
 
 async def test_synthetic_connected_when_server_has_no_handshake() -> None:
@@ -151,6 +152,7 @@ async def test_synthetic_connected_when_server_has_no_handshake() -> None:
         assert events[0].raw == "a"
         assert connected[0].data == {
             "clientId": None, "serverTime": None, "lastEventId": "0", "synthetic": True,
+            "url": server.url,
         }
 
 
@@ -333,7 +335,7 @@ async def test_retry_field_sets_base_delay() -> None:
         async with client:
             events = await collect(client, 2)
         assert [e.raw for e in events] == ["a", "b"]
-        assert reconnecting[0].data == {"attempt": 1, "delay": 0.3}
+        assert reconnecting[0].data == {"attempt": 1, "delay": 0.3, "url": server.url}
         assert disconnected[0].data["will_reconnect"] is True
         assert disconnected[0].data["reconnect_delay"] == 0.3
         assert server.connection_times[1] - server.connection_times[0] >= 0.29
@@ -698,6 +700,29 @@ async def test_disconnect_is_idempotent_and_restartable() -> None:
         assert [e.raw for e in await collect(client, 1)] == ["b"]
         assert server.requests[-1].headers["last-event-id"] == "1"
         await client.disconnect()
+
+
+async def test_a_restart_while_disconnect_finishes_is_left_alone() -> None:
+    from tests.sse_helpers import running_server
+
+    async with running_server(keep_alive_interval=5.0) as server:
+        client = SSEClient(f"{server.url}/events", **FAST)
+        await client.connect()
+        old = client._task
+        assert old is not None
+        restarted: list[asyncio.Future[None]] = []
+        # connect() again the moment the old connection's task ends, before
+        # disconnect() resumes: the new connection must survive it.
+        old.add_done_callback(lambda _: restarted.append(asyncio.ensure_future(client.connect())))
+        await client.disconnect()
+        await asyncio.wait_for(restarted[0], 10)
+        assert client.state is ConnectionState.CONNECTED
+        server.publish("task:progress", {"i": 1})
+        (event,) = await collect(client, 1)
+        assert event.data["i"] == 1
+        assert client.state is ConnectionState.CONNECTED
+        await client.disconnect()
+        assert client.state is ConnectionState.CLOSED
 
 
 def test_event_object() -> None:

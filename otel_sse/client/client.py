@@ -8,16 +8,18 @@ import dataclasses
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 from otel_sse.client.buffer import _EventIterator
 from otel_sse.client.connection import _Connection
 from otel_sse.client.events import ConnectionState, SSEEvent, make_event
+from otel_sse.client.failover import Rotation
 from otel_sse.client.handlers import Handler, _Entry
 from otel_sse.client.options import (
     _TRANSPORT_OPTIONS,
     _normalise_filters,
+    _normalise_urls,
     _Options,
     _set_last_event_id,
     _validate,
@@ -41,11 +43,17 @@ class SSEClient(_Connection):
     it goes to ``on("connected")``). Lifecycle notifications (``connected``,
     ``disconnected``, ``reconnecting``, ``error``, ``parse_error``) go to
     handlers registered with :meth:`on`. See the README for every option.
+
+    ``url`` is one URL or a list of replicas of one stream (gateways sharing
+    a bus): the client starts with the first and, when a connection fails or
+    drops, moves to the next at once, resuming with ``Last-Event-ID``; it
+    backs off only after every URL failed in a row, and gives up on a URL
+    that fails permanently (404, 401, ...) only when all of them did.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         filters: str | Iterable[str] | None = None,
         auto_reconnect: bool = True,
         reconnect_delay: float = 1.0,
@@ -64,10 +72,8 @@ class SSEClient(_Connection):
         compression: bool = True,
         max_buffered_events: int = 10_000,
     ) -> None:
-        if not isinstance(url, str):
-            raise ConfigError(f"url must be a str, got {url!r}")
         options = _Options(
-            url=url,
+            urls=_normalise_urls(url),
             filters=_normalise_filters(filters),
             auto_reconnect=bool(auto_reconnect),
             reconnect_delay=reconnect_delay,
@@ -114,6 +120,7 @@ class SSEClient(_Connection):
         self._handshake_pending = False
         self._http_version: str | None = None
         self._connected_since: float | None = None
+        self._connected_url: str | None = None
         self._retry_seen: int | None = None
         self._invalid_seen = 0
         self._stats = {
@@ -122,6 +129,7 @@ class SSEClient(_Connection):
             "connections": 0,
             "reconnects": 0,
             "reconnect_attempts": 0,
+            "failovers": 0,
             "errors": 0,
             "handler_errors": 0,
             "parse_errors": 0,
@@ -166,7 +174,8 @@ class SSEClient(_Connection):
 
         Safe to call from a handler (the client stops after that handler) and
         more than once. ``connect()`` or ``async for`` starts it again,
-        resuming from ``last_event_id``.
+        resuming from ``last_event_id``; if that happens while this call
+        waits for the old connection to end, the new one is left alone.
         """
         self._closing = True
         task = self._task
@@ -175,17 +184,23 @@ class SSEClient(_Connection):
                 return
             task.cancel()
             await asyncio.wait({task})
-        if self._transport is not None:
-            await self._release()
-        self._settle(ConnectionState.CLOSED, None)
+        # The task released its connection on its way out. If someone started
+        # the client again meanwhile, the connection and the state are theirs.
+        if self._task is task:
+            self._settle(ConnectionState.CLOSED, None)
 
     def get_stats(self) -> dict[str, Any]:
-        """Counters and connection facts (``connected_since`` is a Unix time)."""
+        """Counters and connection facts (``connected_since`` is a Unix time).
+
+        ``url`` is the URL in use (connected, or tried next), ``urls`` every
+        configured one, ``failovers`` how many connections were made to
+        another URL than the one before."""
         since = self._connected_since
         return {
             **self._stats,
             "state": self._state.value,
             "url": self.url,
+            "urls": list(self._options.urls),
             "http_version": self._http_version,
             "connected_since": since,
             "uptime_seconds": (time.time() - since) if since is not None else 0.0,
@@ -200,10 +215,13 @@ class SSEClient(_Connection):
         to the next delay; ``url``, ``filters``, ``headers`` and transport
         options (``http2``, timeouts, TLS) to the next connection;
         ``last_event_id`` replaces the resume point."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(_Options)} - {"last_event_id"}
+        names = {f.name for f in dataclasses.fields(_Options)} - {"urls"}
+        unknown = set(changes) - names - {"url", "last_event_id"}
         if unknown:
             raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
         last_event_id = changes.pop("last_event_id", None)
+        if "url" in changes:
+            changes["urls"] = _normalise_urls(changes.pop("url"))
         if "filters" in changes:
             changes["filters"] = _normalise_filters(changes["filters"])
         if "headers" in changes:
@@ -219,6 +237,9 @@ class SSEClient(_Connection):
 
     def _apply_options(self, options: _Options) -> None:
         """Adopt validated options and what is derived from them."""
+        previous = getattr(self, "_options", None)
+        if previous is None or previous.urls != options.urls:
+            self._rotation = Rotation(options.urls)
         self._options = options
         self._local_filter = EventFilter(options.filters) if options.filters else None
         self._low_water = options.max_buffered_events // 2
@@ -236,7 +257,7 @@ class SSEClient(_Connection):
         return iterator
 
     @staticmethod
-    def iter_sync(url: str, **options: Any) -> Iterator[SSEEvent]:
+    def iter_sync(url: str | Sequence[str], **options: Any) -> Iterator[SSEEvent]:
         """Blocking iteration for scripts and notebooks: ``for event in
         SSEClient.iter_sync(url, ...)``. The client runs in a background
         thread with its own event loop; closing the generator (or leaving the
@@ -246,4 +267,4 @@ class SSEClient(_Connection):
         return iter_sync(url, **options)
 
     def __repr__(self) -> str:
-        return f"<SSEClient {self._options.url!r} {self._state.value}>"
+        return f"<SSEClient {self._rotation.url!r} {self._state.value}>"

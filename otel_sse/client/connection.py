@@ -7,20 +7,16 @@ import contextlib
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from otel_sse.client.backoff import compute_reconnect_delay, parse_retry_after
 from otel_sse.client.buffer import _EventBuffer
 from otel_sse.client.compression import ACCEPT_ENCODING
 from otel_sse.client.events import ConnectionState, SSEEvent
+from otel_sse.client.failover import Rotation
 from otel_sse.client.handlers import _HandlerRegistry
 from otel_sse.client.options import build_url
-from otel_sse.client.transport import (
-    AiohttpTransport,
-    StreamResponse,
-    Transport,
-    make_ssl_context,
-)
+from otel_sse.client.tls import TLSSettings
+from otel_sse.client.transport import AiohttpTransport, StreamResponse, Transport
 from otel_sse.errors import (
     BadContentTypeError,
     BadStatusError,
@@ -49,8 +45,9 @@ def is_permanent(error: BaseException) -> bool:
     return isinstance(error, (BadContentTypeError, CertificateError))
 
 
-class _NoContent(Exception):
+def _is_no_content(error: BaseException) -> bool:
     """204: the server tells the client to stop reconnecting (WHATWG)."""
+    return isinstance(error, BadStatusError) and error.status == 204
 
 
 class _Connection(_EventBuffer, _HandlerRegistry):
@@ -65,7 +62,9 @@ class _Connection(_EventBuffer, _HandlerRegistry):
     _handshake_pending: bool
     _http_version: str | None
     _connected_since: float | None
+    _connected_url: str | None
     _invalid_seen: int
+    _rotation: Rotation
 
     _retry_after: float | None = None
     _resumed_from: str | None = None
@@ -73,8 +72,14 @@ class _Connection(_EventBuffer, _HandlerRegistry):
 
     @property
     def url(self) -> str:
-        """The URL actually requested (with the ``filters`` query)."""
-        return build_url(self._options.url, self._options.filters)
+        """The URL in use, as requested (with the ``filters`` query): the one
+        connected to, or while reconnecting the one tried next."""
+        return build_url(self._rotation.url, self._options.filters)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every configured URL, in the order they are tried."""
+        return self._options.urls
 
     def _ensure_started(self) -> None:
         if self._task is not None and not self._task.done():
@@ -83,28 +88,25 @@ class _Connection(_EventBuffer, _HandlerRegistry):
         self._finished = False
         self._final_error = None
         self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"otel-sse client {self._options.url}"
+            self._run(), name=f"otel-sse client {self._rotation.url}"
         )
 
     def _make_transport(self) -> Transport:
         opts = self._options
-        # Loading the system CA store costs ~20 ms: not for http:// URLs.
-        secure = urlsplit(opts.url).scheme == "https"
+        # Each transport builds its TLS context at its first https request, if any.
+        tls = TLSSettings(opts.verify, opts.ca_file)
         plain = AiohttpTransport(
-            read_timeout=opts.read_timeout,
-            connect_timeout=opts.connect_timeout,
-            ssl_context=make_ssl_context(opts.verify, opts.ca_file) if secure else None,
+            read_timeout=opts.read_timeout, connect_timeout=opts.connect_timeout, tls=tls
         )
         if opts.http2 is False:
             return plain
         from otel_sse.client.h2transport import H2Transport
 
-        alpn = ["h2"] if opts.http2 == "prior-knowledge" else ["h2", "http/1.1"]
         return H2Transport(
             mode=opts.http2,
             read_timeout=opts.read_timeout,
             connect_timeout=opts.connect_timeout,
-            ssl_context=make_ssl_context(opts.verify, opts.ca_file, alpn=alpn) if secure else None,
+            tls=tls,
             fallback=plain,
         )
 
@@ -137,7 +139,7 @@ class _Connection(_EventBuffer, _HandlerRegistry):
         try:
             status = response.status
             if status == 204:
-                raise _NoContent()
+                raise BadStatusError(204, "No Content")
             if status != 200:
                 excerpt = (await response.read_excerpt()).strip().splitlines()
                 reason = response.reason
@@ -156,23 +158,36 @@ class _Connection(_EventBuffer, _HandlerRegistry):
             raise
         return response
 
-    def _next_delay(self, attempt: int) -> float:
+    def _backoff(self, rounds: int) -> float:
+        """The delay after ``rounds`` full rounds of failures (a server ``retry:`` is the base)."""
         opts = self._options
         retry_ms = self._decoder.retry
         base = retry_ms / 1000.0 if retry_ms is not None else opts.reconnect_delay
-        delay = compute_reconnect_delay(
-            attempt,
+        return compute_reconnect_delay(
+            rounds,
             base,
             opts.reconnect_backoff,
             opts.max_reconnect_delay,
             opts.reconnect_jitter,
         )
-        retry_after, self._retry_after = self._retry_after, None
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return delay
+
+    def _give_up(self, error: BaseException) -> tuple[ConnectionState, BaseException]:
+        """The final state once the client stops trying, and the error it reports."""
+        rotation = self._rotation
+        if rotation.usable():
+            # Stopped after one round because auto_reconnect is off.
+            return ConnectionState.FAILED, error
+        failures = [e.permanent for e in rotation.endpoints if e.permanent is not None]
+        real = [e for e in failures if not _is_no_content(e)]
+        if not real:
+            # Every server said 204: stop quietly, as WHATWG asks.
+            return ConnectionState.CLOSED, error
+        return ConnectionState.FAILED, error if error in real else real[-1]
 
     async def _run(self) -> None:
+        # self._rotation, not a local: update_config(url=...) replaces it, and
+        # the new URLs apply from the next attempt.
+        self._rotation.restart()
         attempt = 0
         delay = 0.0
         last_error: BaseException | None = None
@@ -187,41 +202,57 @@ class _Connection(_EventBuffer, _HandlerRegistry):
                         return
                     self._state = ConnectionState.RECONNECTING
                     self._stats["reconnect_attempts"] += 1
-                    await self._lifecycle("reconnecting", {"attempt": attempt, "delay": delay})
+                    await self._lifecycle(
+                        "reconnecting", {"attempt": attempt, "delay": delay, "url": self.url}
+                    )
                     await asyncio.sleep(delay)
                     if self._closing:
                         break
                 elif self._state is not ConnectionState.RECONNECTING:
                     self._state = ConnectionState.CONNECTING
+                url = self.url
                 try:
                     response = await self._open_stream()
-                except _NoContent:
-                    self._settle(ConnectionState.CLOSED, BadStatusError(204, "No Content"))
-                    return
                 except Exception as exc:
                     last_error = exc
-                    permanent = is_permanent(exc) or not self._options.auto_reconnect
-                    await self._report_error(exc, fatal=permanent)
-                    if permanent:
-                        self._settle(ConnectionState.FAILED, exc)
+                    retry_after, self._retry_after = self._retry_after, None
+                    self._rotation.failed(
+                        permanent=exc if is_permanent(exc) else None, retry_after=retry_after
+                    )
+                    upcoming = self._rotation.advance(self._backoff)
+                    give_up = upcoming is None or (
+                        upcoming.new_round and not self._options.auto_reconnect
+                    )
+                    if not _is_no_content(exc):
+                        await self._report_error(exc, fatal=give_up, url=url)
+                    if upcoming is None or give_up:
+                        self._settle(*self._give_up(exc))
                         return
                     attempt += 1
-                    delay = self._next_delay(attempt)
+                    delay = upcoming.delay
                     continue
 
                 if attempt:
                     self._stats["reconnects"] += 1
+                if self._connected_url is not None and url != self._connected_url:
+                    self._stats["failovers"] += 1
+                self._connected_url = url
+                self._rotation.succeeded()
                 attempt = 0
                 last_error = None
                 reason, error = await self._stream(response)
                 if self._closing:
                     break
-                will_reconnect = self._options.auto_reconnect
+                upcoming = None
+                if self._options.auto_reconnect:
+                    self._rotation.dropped()
+                    upcoming = self._rotation.advance(self._backoff)
+                will_reconnect = upcoming is not None
                 attempt = 1
-                delay = self._next_delay(attempt) if will_reconnect else 0.0
+                delay = upcoming.delay if upcoming is not None else 0.0
                 if error is not None:
                     last_error = error
-                    await self._report_error(error)
+                    await self._report_error(error, url=url)
                 await self._lifecycle(
                     "disconnected",
                     {
@@ -229,6 +260,7 @@ class _Connection(_EventBuffer, _HandlerRegistry):
                         "reconnect_delay": delay if will_reconnect else None,
                         "reason": reason,
                         "error": error,
+                        "url": url,
                     },
                 )
                 if not will_reconnect:
@@ -240,7 +272,7 @@ class _Connection(_EventBuffer, _HandlerRegistry):
                 self._settle(ConnectionState.CLOSED, None)
             raise
         except Exception as exc:  # a bug here must not leave connect() waiting forever
-            logger.exception("SSE client %s stopped unexpectedly", self._options.url)
+            logger.exception("SSE client %s stopped unexpectedly", self._rotation.url)
             self._settle(ConnectionState.FAILED, exc)
         finally:
             await self._release()
@@ -328,7 +360,15 @@ class _Connection(_EventBuffer, _HandlerRegistry):
             "serverTime": None,
             "lastEventId": self._resumed_from,
             "synthetic": True,
+            "url": self.url,
         }
+
+    def _handshake_event(self, event: SSEEvent) -> SSEEvent:
+        """The server's ``connected`` event, with the URL it came from added."""
+        data = event.data
+        if not isinstance(data, dict):
+            return event
+        return SSEEvent(_HANDSHAKE, {**data, "url": self.url}, id=event.id, retry=event.retry)
 
     async def _deliver(self, events: list[SSEEvent]) -> None:
         self._stats["events_received"] += len(events)
@@ -337,7 +377,8 @@ class _Connection(_EventBuffer, _HandlerRegistry):
             first = events[0]
             if first._type == _HANDSHAKE:
                 events = events[1:]
-                await self._lifecycle_event(first)
+                if self._route(_HANDSHAKE):
+                    await self._lifecycle_event(self._handshake_event(first))
             else:
                 await self._lifecycle(_HANDSHAKE, self._synthetic_handshake())
         keep = self._local_filter

@@ -20,6 +20,7 @@ import h2.exceptions
 import h2.settings
 
 from otel_sse.client.compression import make_decompressor
+from otel_sse.client.tls import LazyContext, TLSSettings
 from otel_sse.client.transport import HTTP2Mode, StreamResponse, Transport, describe_error
 from otel_sse.errors import CertificateError, ConnectError, StreamError
 
@@ -174,6 +175,10 @@ class H2Transport(Transport):
     the ``fallback`` transport when the server picks HTTP/1.1 (remembered per
     host); ``http`` URLs go straight to the fallback. ``mode="prior-knowledge"``:
     HTTP/2 only, cleartext (h2c) for ``http`` and ALPN ``h2`` for ``https``.
+
+    A caller's own ``SSLContext`` is used unchanged, so it offers ``h2`` only
+    if the caller set its ALPN protocols; without them the server answers
+    over HTTP/1.1 (the fallback, or an error in prior-knowledge mode).
     """
 
     def __init__(
@@ -182,15 +187,23 @@ class H2Transport(Transport):
         mode: HTTP2Mode,
         read_timeout: float | None,
         connect_timeout: float | None,
-        ssl_context: ssl.SSLContext | None,
+        tls: TLSSettings | None = None,
         fallback: Transport | None,
     ) -> None:
         self._mode = mode
         self._read_timeout = read_timeout
         self._connect_timeout = connect_timeout
-        self._ssl_context = ssl_context
+        alpn = ["h2"] if mode == "prior-knowledge" else ["h2", "http/1.1"]
+        # Its own context, apart from the fallback's: offering h2 there would
+        # let a server pick a protocol the HTTP/1.1 transport does not speak.
+        self._tls = LazyContext(tls or TLSSettings(), alpn)
         self._fallback = fallback
         self._http1_hosts: set[str] = set()
+
+    @property
+    def tls(self) -> LazyContext:
+        """This transport's TLS context holder (ALPN ``h2`` offered)."""
+        return self._tls
 
     async def open(self, url: str, headers: Mapping[str, str]) -> StreamResponse:
         parts = urlsplit(url)
@@ -207,7 +220,7 @@ class H2Transport(Transport):
             async with asyncio.timeout(self._connect_timeout):
                 reader, writer = await asyncio.open_connection(
                     host, port,
-                    ssl=self._ssl_context if secure else None,
+                    ssl=self._tls.get() if secure else None,
                     server_hostname=host if secure else None,
                     limit=_READ_SIZE,
                 )

@@ -113,6 +113,7 @@ class _HandlerRegistry:
         event: SSEEvent | None = None,
         handler: Handler | None = None,
         fatal: bool = False,
+        url: str | None = None,
     ) -> None:
         self._stats["errors"] += 1
         entries = self._route("error")
@@ -125,7 +126,7 @@ class _HandlerRegistry:
             if handler is not None:
                 logger.error("SSE handler %r raised on %r", handler, event, exc_info=exc)
             else:
-                logger.warning("SSE client %s: %s", self._options.url, exc)
+                logger.warning("SSE client %s: %s", url or self._options.urls[0], exc)
             return
         payload = {
             "error": exc,
@@ -133,6 +134,7 @@ class _HandlerRegistry:
             "fatal": fatal,
             "event": event,
             "handler": getattr(handler, "__qualname__", repr(handler)) if handler else None,
+            "url": url,
         }
         event = SSEEvent("error", payload, raw="", id=self._decoder.last_event_id)
         await self._invoke(entries, event)

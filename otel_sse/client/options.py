@@ -19,7 +19,7 @@ __all__ = ["build_url"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Options:
-    url: str
+    urls: tuple[str, ...]
     filters: tuple[str, ...]
     auto_reconnect: bool
     reconnect_delay: float
@@ -40,7 +40,7 @@ class _Options:
 # Options whose change needs a new transport (the rest apply to the next
 # connection or the next delay computation by themselves).
 _TRANSPORT_OPTIONS = frozenset(
-    {"url", "read_timeout", "connect_timeout", "http2", "verify", "ca_file"}
+    {"urls", "read_timeout", "connect_timeout", "http2", "verify", "ca_file"}
 )
 
 
@@ -60,10 +60,24 @@ def _check_header_text(kind: str, text: str) -> None:
         raise ConfigError(f"header {kind} {text!r} contains CR, LF or NUL")
 
 
+def _normalise_urls(url: object) -> tuple[str, ...]:
+    """The ``url`` option as a tuple: one URL, or several replicas of one stream."""
+    if isinstance(url, str):
+        return (url,)
+    if isinstance(url, (list, tuple)) and all(isinstance(u, str) for u in url):
+        return tuple(url)
+    raise ConfigError(f"url must be a str or a list of str, got {url!r}")
+
+
 def _validate(options: _Options) -> None:
-    parts = urlsplit(options.url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"url must be an absolute http:// or https:// URL, got {options.url!r}")
+    if not options.urls:
+        raise ConfigError("url must name at least one URL, got an empty list")
+    for url in options.urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"url must be an absolute http:// or https:// URL, got {url!r}")
+    if len(set(options.urls)) != len(options.urls):
+        raise ConfigError(f"url lists the same URL twice: {list(options.urls)!r}")
     for name in ("reconnect_delay", "max_reconnect_delay"):
         _duration(name, getattr(options, name))
     if options.max_reconnect_delay < options.reconnect_delay:

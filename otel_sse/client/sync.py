@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from otel_sse.client.events import SSEEvent
@@ -18,7 +18,7 @@ _END = object()
 _QUEUE_BATCHES = 256
 
 
-def iter_sync(url: str, **options: Any) -> Iterator[SSEEvent]:
+def iter_sync(url: str | Sequence[str], **options: Any) -> Iterator[SSEEvent]:
     """``for event in iter_sync(url, **SSEClient options)``; see ``SSEClient.iter_sync``."""
     from otel_sse.client.client import SSEClient
 
@@ -74,7 +74,7 @@ def iter_sync(url: str, **options: Any) -> Iterator[SSEEvent]:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    thread = threading.Thread(target=run, name=f"otel-sse sync client {url}", daemon=True)
+    thread = threading.Thread(target=run, name=f"otel-sse sync client {client.url}", daemon=True)
     thread.start()
     started.wait()
     try:

@@ -12,9 +12,11 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from otel_sse.client.tls import LazyContext, TLSSettings
 from otel_sse.errors import CertificateError, ConnectError, StreamError
 
 __all__ = [
@@ -23,31 +25,9 @@ __all__ = [
     "StreamResponse",
     "Transport",
     "describe_error",
-    "make_ssl_context",
 ]
 
 HTTP2Mode = bool | Literal["prior-knowledge"]
-
-
-def make_ssl_context(
-    verify: bool | str | ssl.SSLContext = True,
-    ca_file: str | None = None,
-    alpn: list[str] | None = None,
-) -> ssl.SSLContext:
-    """The TLS settings: verification on unless ``verify=False``; ``ca_file``
-    (or ``verify="path"``) adds a trusted CA bundle."""
-    if isinstance(verify, ssl.SSLContext):
-        context = verify
-    elif verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        cafile = verify if isinstance(verify, str) else ca_file
-        context = ssl.create_default_context(cafile=cafile)
-    if alpn:
-        context.set_alpn_protocols(alpn)
-    return context
 
 
 class StreamResponse(abc.ABC):
@@ -131,6 +111,10 @@ class AiohttpTransport(Transport):
     No total timeout (a stream lasts as long as it lasts); ``read_timeout``
     bounds the silence between two reads, which the server's keep-alive
     comments keep short, so a dead peer is noticed.
+
+    TLS: with default verification (or none) aiohttp's own prebuilt contexts
+    serve; a CA file or the caller's context is loaded at the first ``https``
+    request (see :mod:`otel_sse.client.tls`).
     """
 
     def __init__(
@@ -138,19 +122,31 @@ class AiohttpTransport(Transport):
         *,
         read_timeout: float | None,
         connect_timeout: float | None,
-        ssl_context: ssl.SSLContext | None = None,
+        tls: TLSSettings | None = None,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_connect=connect_timeout,
             sock_read=read_timeout,
         )
-        self._ssl_context = ssl_context
+        self._tls = LazyContext(tls or TLSSettings())
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def tls(self) -> LazyContext:
+        """This transport's TLS context holder."""
+        return self._tls
+
+    def _ssl_for(self, url: str) -> ssl.SSLContext | bool:
+        settings = self._tls.settings
+        if urlsplit(url).scheme != "https" or settings.is_default:
+            return True
+        if settings.verify is False:
+            return False
+        return self._tls.get()
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                ssl=self._ssl_context if self._ssl_context is not None else True,
                 limit=0,
                 # One stream at a time: pooling would only keep dead sockets.
                 force_close=True,
@@ -167,7 +163,9 @@ class AiohttpTransport(Transport):
     async def open(self, url: str, headers: Mapping[str, str]) -> StreamResponse:
         session = self._get_session()
         try:
-            response = await session.get(url, headers=dict(headers), allow_redirects=True)
+            response = await session.get(
+                url, headers=dict(headers), allow_redirects=True, ssl=self._ssl_for(url)
+            )
         except aiohttp.ClientConnectorCertificateError as exc:
             raise CertificateError(f"TLS certificate not trusted for {url}: {exc}") from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
