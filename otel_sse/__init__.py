@@ -61,6 +61,11 @@ if TYPE_CHECKING:
     from otel_sse.telemetry import configure
 
 
+def __dir__() -> list[str]:
+    # The lazy exports are part of the API: dir() and help() show them.
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:

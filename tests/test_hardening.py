@@ -143,7 +143,8 @@ async def test_slow_readers_are_bounded_in_bytes_and_cut() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", proc.port, limit=1024)
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\n\r\n")
+            writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Accept-Encoding: identity\r\n\r\n")
             readers.append((reader, writer))
         await proc.wait_stats("clients", 20)
         before = proc.rss_mb()

@@ -25,6 +25,7 @@ from otel_sse.client.options import (
     _validate,
 )
 from otel_sse.client.options import build_url as build_url
+from otel_sse.client.sync import iter_client
 from otel_sse.client.transport import HTTP2Mode, StreamResponse, Transport
 from otel_sse.errors import ConfigError
 from otel_sse.wire.decoder import SSEDecoder
@@ -262,9 +263,15 @@ class SSEClient(_Connection):
         SSEClient.iter_sync(url, ...)``. The client runs in a background
         thread with its own event loop; closing the generator (or leaving the
         ``for`` loop) stops it."""
-        from otel_sse.client.sync import iter_sync
+        # Built here so that a bad option raises in the caller's thread, at once.
+        # Nothing in it is bound to an event loop yet (asyncio.Event binds on
+        # first wait since Python 3.10), so the pump thread's loop can use it.
+        return iter_client(SSEClient(url, **options))
 
-        return iter_sync(url, **options)
+    @property
+    def buffered(self) -> int:
+        """Events received and not yet yielded."""
+        return len(self._buffer)
 
     def __repr__(self) -> str:
         return f"<SSEClient {self._rotation.url!r} {self._state.value}>"

@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from otel_sse._version import __version__
 from otel_sse.client.backoff import compute_reconnect_delay, parse_retry_after
 from otel_sse.client.buffer import _EventBuffer
 from otel_sse.client.compression import ACCEPT_ENCODING
@@ -35,7 +36,7 @@ logger = logging.getLogger("otel_sse.client")
 # shutdown even when it only asked for task:*.
 _CONTROL_EVENTS = frozenset({"stream:gap", "shutdown"})
 _HANDSHAKE = "connected"
-_USER_AGENT = "otel-sse-client/0.1.0"
+_USER_AGENT = f"otel-sse-client/{__version__}"
 
 
 def is_permanent(error: BaseException) -> bool:

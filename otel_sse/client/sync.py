@@ -6,26 +6,39 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Protocol
 
 from otel_sse.client.events import SSEEvent
 
-__all__ = ["iter_sync"]
+__all__ = ["EventSource", "iter_client"]
 
 _END = object()
 # Batches, not events: a burst crosses the thread boundary in one lock round.
 _QUEUE_BATCHES = 256
 
 
-def iter_sync(url: str | Sequence[str], **options: Any) -> Iterator[SSEEvent]:
-    """``for event in iter_sync(url, **SSEClient options)``; see ``SSEClient.iter_sync``."""
-    from otel_sse.client.client import SSEClient
+class EventSource(Protocol):
+    """What :func:`iter_client` drives (an ``SSEClient``)."""
 
-    # Built here so that a bad option raises in the caller's thread, at once.
-    # Nothing in it is bound to an event loop yet (asyncio.Event binds on
-    # first wait since Python 3.10), so the pump thread's loop can use it.
-    client = SSEClient(url, **options)
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc: object) -> Any: ...
+
+    def __aiter__(self) -> AsyncIterator[SSEEvent]: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def buffered(self) -> int:
+        """Events received and not yet yielded."""
+        ...
+
+
+def iter_client(client: EventSource) -> Iterator[SSEEvent]:
+    """Iterate ``client`` from a background thread with its own loop; see
+    ``SSEClient.iter_sync``. The client must not be bound to a loop yet."""
 
     handoff: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_BATCHES)
     stop = threading.Event()
@@ -42,7 +55,7 @@ def iter_sync(url: str | Sequence[str], **options: Any) -> Iterator[SSEEvent]:
                 batch: list[SSEEvent] = []
                 async for event in client:
                     batch.append(event)
-                    if client._buffer:
+                    if client.buffered:
                         continue
                     await _hand_over(batch)
                     batch = []

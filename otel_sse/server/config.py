@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from otel_sse import env as envtypes
+import otel_sse.env as envtypes
 from otel_sse.bus.fanout import SlowClientPolicy
 from otel_sse.env import Env
 from otel_sse.errors import ConfigError

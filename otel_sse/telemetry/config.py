@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeVar
 
-from otel_sse import env as envtypes
+import otel_sse.env as envtypes
 from otel_sse.env import Env
 from otel_sse.errors import ConfigError
 from otel_sse.telemetry.otlp_config import (

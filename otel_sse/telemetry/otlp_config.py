@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from otel_sse import env as envtypes
+import otel_sse.env as envtypes
 from otel_sse.env import Env
 from otel_sse.errors import ConfigError
 
