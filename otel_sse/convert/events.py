@@ -86,6 +86,7 @@ def span_events(span: SpanRecord, *, with_start: bool = False) -> list[Event]:
 
 
 def severity_name(number: int | None, text: str | None) -> str:
+    """A log record's severity text, else the name its number falls under."""
     if text:
         return text
     if number:

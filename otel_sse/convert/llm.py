@@ -72,12 +72,14 @@ def base_attributes(payload: Mapping[str, Any], out: dict[str, Any]) -> dict[str
 
 
 def provider_of(attributes: Mapping[str, Any]) -> str:
+    """The GenAI provider, by its current name or an older or foreign one."""
     value = first(attributes, n.GEN_AI_PROVIDER_NAME, n.GEN_AI_SYSTEM, n.OI_LLM_PROVIDER,
                   n.OI_LLM_SYSTEM)
     return str(value) if value is not None else "unknown"
 
 
 def model_of(attributes: Mapping[str, Any]) -> str:
+    """The requested model (else the one that answered)."""
     value = first(attributes, n.GEN_AI_REQUEST_MODEL, n.OI_LLM_REQUEST_MODEL_NAME,
                   n.OI_LLM_MODEL_NAME, n.GEN_AI_RESPONSE_MODEL, n.OI_EMBEDDING_MODEL_NAME)
     return str(value) if value is not None else "unknown"
@@ -334,6 +336,7 @@ def error_payload(attributes: Mapping[str, Any], request_id: str, message: Any
 
 
 def error_message(payload: Mapping[str, Any]) -> str:
+    """The text a request error puts in the span status or the record body."""
     return error_text(payload.get("error", "unknown error"))
 
 
@@ -352,6 +355,7 @@ def token_attributes(payload: Mapping[str, Any], out: dict[str, Any]) -> dict[st
 
 
 def token_payload(attributes: Mapping[str, Any], request_id: str) -> dict[str, Any]:
+    """The ``llm:token`` payload of a token record (text ``""`` when not exported)."""
     payload = base_payload(attributes, request_id)
     text = attributes.get(n.LLM_TOKEN_TEXT)
     payload["token"] = text if text is not None else ""

@@ -106,8 +106,10 @@ def ms_between(start_ns: int, end_ns: int | None) -> int:
 
 
 def hex_span(span_id: int | None) -> str | None:
+    """A span id as the contract writes it (16 hex digits), None for none."""
     return f"{span_id:016x}" if span_id else None
 
 
 def hex_trace(trace_id: int | None) -> str | None:
+    """A trace id as the contract writes it (32 hex digits), None for none."""
     return f"{trace_id:032x}" if trace_id else None

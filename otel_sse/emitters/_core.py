@@ -50,6 +50,7 @@ class SpanEntry:
 
 
 def camel(key: str) -> str:
+    """``current_step`` -> ``currentStep``."""
     head, *rest = key.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
@@ -140,6 +141,7 @@ class Emitter:
         return handler
 
     def off(self, name: str, handler: Callable[[Any], Any]) -> None:
+        """Stop calling ``handler`` for ``name``."""
         handlers = self._listeners.get(name)
         if handlers and handler in handlers:
             handlers.remove(handler)
@@ -155,6 +157,7 @@ class Emitter:
                 _log.exception("otel-sse: listener for %r failed", name)
 
     def start(self) -> None:
+        """Mark the emitter running and tell ``started`` listeners."""
         self._running = True
         self._fire("started", None)
 
@@ -180,6 +183,7 @@ class Emitter:
 
     @property
     def running(self) -> bool:
+        """Between ``start()`` and ``stop()``."""
         return self._running
 
     # -- content ------------------------------------------------------------------
@@ -291,9 +295,6 @@ class Emitter:
 
 
 def now() -> datetime:
+    """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
 
-
-def state_payload(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A state dict as an event payload: the event's own time replaces ``timestamp``."""
-    return {k: v for k, v in state.items() if k != "timestamp"}

@@ -74,6 +74,7 @@ class AgentStream(Emitter):
 
     # -- lifecycle -------------------------------------------------------------
     def emit_agent_spawned(self, agent_id: str, **data: Any) -> None:
+        """A ``create_agent`` span (``agent:spawned``), the agent's home span."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_spawned")
         state: dict[str, Any] = {"agentId": agent_id, "status": AgentStatus.IDLE.value,
                                  "timestamp": now(), **fields}
@@ -82,6 +83,8 @@ class AgentStream(Emitter):
         self._fire("agent_spawned", state)
 
     def emit_agent_started(self, agent_id: str, task_id: str, **data: Any) -> None:
+        """Open an ``invoke_agent`` span for the agent's work on ``task_id``
+        (``agent:started``); an invocation still open ends first."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_started")
         state = self._update(agent_id, {"status": AgentStatus.BUSY.value,
                                         "currentTaskId": task_id, **fields})
@@ -99,6 +102,7 @@ class AgentStream(Emitter):
         self._fire("agent_started", state)
 
     def emit_agent_stopped(self, agent_id: str, **data: Any) -> None:
+        """An ``agent:stopped`` record; the open invocation, if any, ends."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_stopped")
         state = self._update(agent_id, {"status": AgentStatus.STOPPED.value, **fields})
         state.pop("currentTaskId", None)
@@ -113,12 +117,14 @@ class AgentStream(Emitter):
         self._fire("agent_stopped", state)
 
     def emit_agent_paused(self, agent_id: str, **data: Any) -> None:
+        """An ``agent:paused`` record."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_paused")
         state = self._update(agent_id, {"status": AgentStatus.PAUSED.value, **fields})
         self._emit_record(self._entry(agent_id), "agent:paused", state)
         self._fire("agent_paused", state)
 
     def emit_agent_error(self, agent_id: str, error: str, **data: Any) -> None:
+        """An ``agent:error`` record; the open invocation, if any, ends in error."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_error")
         state = self._update(agent_id, {"status": AgentStatus.ERROR.value, "error": error,
                                         **fields})
@@ -132,6 +138,7 @@ class AgentStream(Emitter):
 
     # -- output and logs -------------------------------------------------------------
     def emit_output(self, agent_id: str, stream: str, data: str) -> None:
+        """An ``agent:output:stdout|stderr`` record; the line is its body."""
         if not self.include_output:
             return
         if stream not in ("stdout", "stderr"):
@@ -147,6 +154,7 @@ class AgentStream(Emitter):
 
     def emit_log(self, agent_id: str, level: LogLevel | str, message: str,
                  context: Mapping[str, Any] | None = None) -> None:
+        """An ``agent:log:{level}`` record with that severity; the message is its body."""
         if not self.include_logs:
             return
         level_value = str(plain(level)).lower()
@@ -162,6 +170,8 @@ class AgentStream(Emitter):
     # -- metrics and health ---------------------------------------------------------
     def emit_metrics(self, agent_id: str, metrics: Mapping[str, Any] | None = None,
                      **fields: Any) -> None:
+        """Merge into the agent's metrics; ``agent:metrics`` records and gauges follow,
+        at most one per ``metrics_update_interval``."""
         if not self.include_metrics:
             return
         values = normalize(one_dict_or_kwargs(metrics, fields, "emit_metrics"), METRICS_SPEC,
@@ -188,6 +198,8 @@ class AgentStream(Emitter):
 
     def emit_health(self, agent_id: str, health: Mapping[str, Any] | None = None,
                     **fields: Any) -> None:
+        """An ``agent:health`` record (``last_check`` defaults to now); the score
+        also goes to a gauge."""
         values = normalize(one_dict_or_kwargs(health, fields, "emit_health"), HEALTH_SPEC,
                            "emit_health")
         values.setdefault("lastCheck", now())
@@ -202,22 +214,27 @@ class AgentStream(Emitter):
 
     # -- state API --------------------------------------------------------------------
     def get_agent_state(self, agent_id: str) -> dict[str, Any] | None:
+        """A copy of the agent's state (None when unknown)."""
         state = self._states.get(agent_id)
         return dict(state) if state is not None else None
 
     def get_all_agent_states(self) -> list[dict[str, Any]]:
+        """Copies of every known agent's state."""
         return [dict(state) for state in self._states.values()]
 
     def get_output_buffer(self, agent_id: str) -> list[str]:
+        """The agent's last ``output_buffer_size`` output lines."""
         return list(self._buffers.get(agent_id, ()))
 
     def clear_agent_state(self, agent_id: str) -> None:
+        """Forget the agent's state, output and pending metrics."""
         self._states.pop(agent_id, None)
         self._buffers.pop(agent_id, None)
         self._homes.pop(agent_id, None)
         self._metrics.discard(agent_id)
 
     def stop(self) -> None:
+        """Forget all state; invocations still open end without a seed event."""
         self._end_open_spans("agent", self._owned)
         self._owned.clear()
         self._states.clear()

@@ -357,20 +357,25 @@ class LLMStream(Emitter):
 
     # -- state API ----------------------------------------------------------------------
     def get_request_state(self, request_id: str) -> dict[str, Any] | None:
+        """A copy of the request's state (None when unknown or finished)."""
         request = self._requests.get(request_id)
         return dict(request.state) if request is not None else None
 
     def get_token_buffer(self, request_id: str) -> list[str]:
+        """The request's last ``token_buffer_size`` tokens."""
         return list(self._buffers.get(request_id, ()))
 
     def get_full_response(self, request_id: str) -> str:
+        """The buffered tokens joined."""
         return "".join(self._buffers.get(request_id, ()))
 
     def clear_request_state(self, request_id: str) -> None:
+        """Forget the request's state and tokens."""
         self._requests.pop(request_id, None)
         self._buffers.pop(request_id, None)
 
     def stop(self) -> None:
+        """Forget all requests; spans still open end without a seed event."""
         for request_id in list(self._requests):
             entry = self._spans.pop("llm", request_id)
             self._close_tools(request_id)

@@ -68,6 +68,8 @@ class TaskStream(Emitter):
 
     # -- lifecycle -------------------------------------------------------------
     def emit_task_created(self, task_id: str, **data: Any) -> None:
+        """Open the task's span (``task:created``); a task of that id still open is
+        dropped. ``agent_id`` makes it a child of that agent's invocation."""
         fields = normalize(data, TASK_SPEC, "emit_task_created")
         state: dict[str, Any] = {"taskId": task_id, "status": TaskStatus.PENDING.value,
                                  "timestamp": now(), **fields}
@@ -88,30 +90,36 @@ class TaskStream(Emitter):
         self._fire("task_created", state)
 
     def emit_task_queued(self, task_id: str, **data: Any) -> None:
+        """A ``task:queued`` record in the task's span."""
         self._transition(task_id, "task:queued", "task_queued",
                          {"status": TaskStatus.QUEUED.value,
                           **normalize(data, TASK_SPEC, "emit_task_queued")})
 
     def emit_task_assigned(self, task_id: str, agent_id: str, **data: Any) -> None:
+        """A ``task:assigned`` record in the task's span."""
         self._transition(task_id, "task:assigned", "task_assigned",
                          {"status": TaskStatus.ASSIGNED.value, "agentId": agent_id,
                           **normalize(data, TASK_SPEC, "emit_task_assigned")})
 
     def emit_task_started(self, task_id: str, **data: Any) -> None:
+        """A ``task:started`` record in the task's span."""
         self._transition(task_id, "task:started", "task_started",
                          {"status": TaskStatus.RUNNING.value,
                           **normalize(data, TASK_SPEC, "emit_task_started")})
 
     def emit_task_completed(self, task_id: str, **data: Any) -> None:
+        """End the task's span with its final state (``task:completed``)."""
         self._finish(task_id, "task_completed", TaskStatus.COMPLETED,
                      normalize(data, TASK_SPEC, "emit_task_completed"))
 
     def emit_task_failed(self, task_id: str, error: str, **data: Any) -> None:
+        """End the task's span in error with its final state (``task:failed``)."""
         fields = normalize(data, TASK_SPEC, "emit_task_failed")
         fields["error"] = error
         self._finish(task_id, "task_failed", TaskStatus.FAILED, fields)
 
     def emit_task_cancelled(self, task_id: str, **data: Any) -> None:
+        """End the task's span with its final state (``task:cancelled``)."""
         self._finish(task_id, "task_cancelled", TaskStatus.CANCELLED,
                      normalize(data, TASK_SPEC, "emit_task_cancelled"))
 
@@ -148,6 +156,8 @@ class TaskStream(Emitter):
 
     def emit_metrics(self, task_id: str, metrics: Mapping[str, Any] | None = None,
                      **fields: Any) -> None:
+        """A ``task:metrics`` record (``execution_time``, ``cpu_usage``, ``memory_usage``,
+        ``token_count``, ``cost_estimate``); tokens also go to a counter."""
         if not self.include_metrics:
             return
         values = normalize(one_dict_or_kwargs(metrics, fields, "emit_metrics"), METRICS_SPEC,
@@ -162,13 +172,16 @@ class TaskStream(Emitter):
 
     # -- state API -------------------------------------------------------------------
     def get_task_state(self, task_id: str) -> dict[str, Any] | None:
+        """A copy of the task's state (None when unknown)."""
         state = self._states.get(task_id)
         return dict(state) if state is not None else None
 
     def get_all_task_states(self) -> list[dict[str, Any]]:
+        """Copies of every known task's state."""
         return [dict(state) for state in self._states.values()]
 
     def clear_task_state(self, task_id: str) -> None:
+        """Forget the task's state and any pending progress."""
         self._states.pop(task_id, None)
         self._progress.discard(task_id)
 

@@ -50,6 +50,7 @@ class OpenSpans(Generic[E]):
         self.limit = limit
 
     def get(self, kind: str, key: str | None) -> E | None:
+        """The open entry of ``kind`` named ``key`` (None for no key or none open)."""
         if key is None:
             return None
         return self._entries.get((kind, key))
@@ -64,10 +65,12 @@ class OpenSpans(Generic[E]):
         return previous
 
     def pop(self, kind: str, key: str) -> E | None:
+        """Remove and return the open entry, if any."""
         with self._lock:
             return self._entries.pop((kind, key), None)
 
     def keys(self, kind: str) -> list[str]:
+        """The ids of the open entries of ``kind``."""
         with self._lock:
             return [key for k, key in self._entries if k == kind]
 
