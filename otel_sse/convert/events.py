@@ -12,7 +12,7 @@ from typing import Any
 from otel_sse.convert import names as n
 from otel_sse.convert.model import Event, LiveEvent, LogRecordData, SpanRecord
 from otel_sse.convert.records import record_payload
-from otel_sse.convert.spans import ended_seeds, started_seeds
+from otel_sse.convert.spans import MARKERS, Seed, classify, ended_seeds, started_seeds
 from otel_sse.convert.values import hex_span, hex_trace
 from otel_sse.wire.encoder import iso_ms_ns, iso_us
 
@@ -32,45 +32,51 @@ def _finish(payload: dict[str, Any], live: Mapping[str, Any] | None, time_ns: in
     return payload
 
 
-def _ids(span: SpanRecord) -> Ids:
-    return hex_trace(span.trace_id), hex_span(span.span_id), hex_span(span.parent_span_id)
+def _seeds(span: SpanRecord, seeds: list[Seed], time_ns: int, ids: Ids,
+           generic: Event) -> list[Event]:
+    out: list[Event] = [(event_type, _finish(payload, span.live, time_ns, ids))
+                        for event_type, payload in seeds]
+    out.append(generic)
+    return out
 
 
 def span_started_events(span: SpanRecord) -> list[Event]:
     """``task:created`` / ``agent:started`` / ``llm:request:started`` ... and ``span:started``."""
-    ids = _ids(span)
+    ids = hex_trace(span.trace_id), hex_span(span.span_id), hex_span(span.parent_span_id)
     start = span.start_time_ns
-    out: list[Event] = [(event_type, _finish(payload, span.live, start, ids))
-                        for event_type, payload in started_seeds(span)]
-    out.append(("span:started", {
+    attributes = span.attributes
+    generic: Event = ("span:started", {
         "traceId": ids[0], "spanId": ids[1], "parentSpanId": ids[2], "name": span.name,
-        "kind": span.kind, "serviceName": span.service_name, "attributes": span.attributes,
+        "kind": span.kind, "serviceName": span.service_name, "attributes": attributes,
         "startTime": iso_us(start), "timestamp": iso_ms_ns(start),
-    }))
-    return out
+    })
+    # Most spans name no operation: one C-level pass over their keys tells.
+    if MARKERS.isdisjoint(attributes):
+        return [generic]
+    return _seeds(span, started_seeds(span, classify(attributes)), start, ids, generic)
 
 
 def span_ended_events(span: SpanRecord) -> list[Event]:
     """``task:completed`` / ``llm:request:error`` ... and ``span:ended``."""
-    ids = _ids(span)
+    ids = hex_trace(span.trace_id), hex_span(span.span_id), hex_span(span.parent_span_id)
     start = span.start_time_ns
     end = span.end_time_ns or start
-    out: list[Event] = [(event_type, _finish(payload, span.live, end, ids))
-                        for event_type, payload in ended_seeds(span)]
-    generic: dict[str, Any] = {
+    attributes = span.attributes
+    data: dict[str, Any] = {
         "traceId": ids[0], "spanId": ids[1], "parentSpanId": ids[2], "name": span.name,
-        "kind": span.kind, "serviceName": span.service_name, "attributes": span.attributes,
+        "kind": span.kind, "serviceName": span.service_name, "attributes": attributes,
         "startTime": iso_us(start), "timestamp": iso_ms_ns(end), "endTime": iso_us(end),
         "durationMs": round((end - start) / 1e6, 3), "status": span.status,
     }
     if span.status_message:
-        generic["statusMessage"] = span.status_message
-    generic["events"] = [
+        data["statusMessage"] = span.status_message
+    data["events"] = [
         {"name": e["name"], "timestamp": iso_us(e["time_ns"]), "attributes": e["attributes"]}
         for e in span.events
     ]
-    out.append(("span:ended", generic))
-    return out
+    if MARKERS.isdisjoint(attributes):
+        return [("span:ended", data)]
+    return _seeds(span, ended_seeds(span, classify(attributes)), end, ids, ("span:ended", data))
 
 
 def span_events(span: SpanRecord, *, with_start: bool = False) -> list[Event]:

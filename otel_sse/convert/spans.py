@@ -53,10 +53,16 @@ _BY_OPENINFERENCE = {"LLM": INFERENCE, "EMBEDDING": INFERENCE, "TOOL": TOOL, "AG
                      "CHAIN": WORKFLOW}
 _BY_TRACELOOP = {"workflow": WORKFLOW, "task": WORKFLOW, "agent": AGENT, "tool": TOOL}
 _TASK_OUTCOMES = frozenset({"completed", "failed", "cancelled"})
+# Every attribute classify() looks at: a span with none of them (most spans) is
+# told apart with one C-level pass over its keys.
+MARKERS = frozenset({n.GEN_AI_OPERATION_NAME, n.OI_SPAN_KIND, n.TL_SPAN_KIND,
+                      n.TL_LLM_REQUEST_TYPE, n.TASK_ID})
 
 
 def classify(attributes: Mapping[str, Any]) -> str | None:
     """The kind of work a span describes (None: a span like any other)."""
+    if MARKERS.isdisjoint(attributes):
+        return None
     operation = attributes.get(n.GEN_AI_OPERATION_NAME)
     if operation is not None:
         return _BY_OPERATION.get(operation)
@@ -112,10 +118,9 @@ def _tool_fallback(span: SpanRecord) -> str:
     return hex_span(span.parent_span_id) or hex_span(span.span_id) or ""
 
 
-def started_seeds(span: SpanRecord) -> list[Seed]:
-    """The contract events a span's start stands for."""
+def started_seeds(span: SpanRecord, kind: str | None) -> list[Seed]:
+    """The contract events the start of a span of ``kind`` (:func:`classify`) stands for."""
     a = span.attributes
-    kind = classify(a)
     if kind is None:
         return []
     if kind == INFERENCE:
@@ -143,10 +148,9 @@ def started_seeds(span: SpanRecord) -> list[Seed]:
             ("task:started", {**identity, "status": "running"})]
 
 
-def ended_seeds(span: SpanRecord) -> list[Seed]:
-    """The contract events a span's end stands for."""
+def ended_seeds(span: SpanRecord, kind: str | None) -> list[Seed]:
+    """The contract events the end of a span of ``kind`` (:func:`classify`) stands for."""
     a = span.attributes
-    kind = classify(a)
     if kind is None or a.get(n.ABANDONED):
         return []
     error = _error_of(span)
