@@ -4,99 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
 
-from otel_sse.emitters import AgentStream, LLMStream, TaskStream
+from otel_sse.emitters import TaskStream
 from otel_sse.server import SSEServer
-from otel_sse.telemetry import Telemetry, configure
+from otel_sse.telemetry import configure
+from tests.agent_scenario import N_TASKS, Workload
 from tests.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, OtlpReceiverBase
 from tests.test_bridge_support import SEED_TYPES, StreamCollector, check_event
-
-N_TASKS = 20
-AGENTS = ("agent-0", "agent-1", "agent-2")
-
-
-class Workload:
-    """20 tasks across 3 agents; each task makes an LLM request that streams tokens
-    and calls a tool; every 5th task fails (its LLM request errors)."""
-
-    def __init__(self, tel: Telemetry, server: SSEServer) -> None:
-        self.tasks = TaskStream(server, telemetry=tel, progress_update_interval=0.01)
-        self.agents = AgentStream(server, telemetry=tel, metrics_update_interval=0.01)
-        self.llm = LLMStream(server, telemetry=tel)
-        self.tokens: Counter[str] = Counter()
-        self.max_call = 0.0
-        self._lock = threading.Lock()
-
-    def timed(self, fn: Any, *args: Any, **kwargs: Any) -> None:
-        start = time.perf_counter()
-        fn(*args, **kwargs)
-        elapsed = time.perf_counter() - start
-        with self._lock:
-            self.max_call = max(self.max_call, elapsed)
-
-    def run_task(self, agent_id: str, n: int) -> None:
-        t = self.timed
-        task_id, request_id = f"task-{n}", f"req-{n}"
-        t(self.agents.emit_agent_started, agent_id, task_id)
-        t(self.tasks.emit_task_created, task_id, name=f"job {n}", agent_id=agent_id,
-          type="code", priority="normal")
-        t(self.tasks.emit_task_started, task_id)
-        t(self.agents.emit_output, agent_id, "stdout", f"working on {task_id}")
-        for pct in (10, 50, 100):
-            t(self.tasks.emit_progress, task_id, percentage=pct, current_step=f"step {pct}")
-        t(self.llm.emit_request_started, request_id, provider="anthropic",
-          model=f"model-{n % 2}", task_id=task_id, agent_id=agent_id,
-          messages=[{"role": "user", "content": f"do {n}"}],
-          parameters={"temperature": 0.2, "max_tokens": 64})
-        count = 5 + n % 4
-        for i in range(count):
-            t(self.llm.emit_token, request_id, f"tok{i} ", i, is_final=i == count - 1)
-        with self._lock:
-            self.tokens[request_id] = count
-        t(self.llm.emit_tool_call, request_id, tool_call_id=f"call-{n}", tool_name="search",
-          arguments='{"q": "x"}', is_complete=True)
-        t(self.llm.emit_tool_result, request_id, tool_call_id=f"call-{n}", tool_name="search",
-          result={"hits": n}, execution_time=3)
-        if n % 5 == 4:
-            t(self.llm.emit_request_error, request_id, "overloaded", error_type="server_error")
-            t(self.tasks.emit_task_failed, task_id, "llm failed")
-        else:
-            t(self.llm.emit_request_completed, request_id, response="done",
-              usage={"prompt_tokens": 10 + n, "completion_tokens": count,
-                     "total_tokens": 10 + n + count}, duration=12)
-            t(self.tasks.emit_task_completed, task_id, result={"n": n},
-              metrics={"execution_time": 12})
-        t(self.agents.emit_metrics, agent_id, tasks_completed=n, cpu_usage=5)
-
-    def agent_ids(self, index: int) -> list[int]:
-        return [n for n in range(N_TASKS) if n % len(AGENTS) == index]
-
-    async def run(self) -> None:
-        for index, agent_id in enumerate(AGENTS):
-            self.agents.emit_agent_spawned(agent_id, name=f"coder-{index}", type="coder")
-
-        def threaded(index: int) -> None:
-            for n in self.agent_ids(index):
-                self.run_task(AGENTS[index], n)
-            self.agents.emit_agent_stopped(AGENTS[index])
-
-        async def in_asyncio(index: int) -> None:
-            for n in self.agent_ids(index):
-                self.run_task(AGENTS[index], n)
-                await asyncio.sleep(0)
-            self.agents.emit_agent_stopped(AGENTS[index])
-
-        threads = [threading.Thread(target=threaded, args=(i,)) for i in (0, 1)]
-        for thread in threads:
-            thread.start()
-        await in_asyncio(2)
-        await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join() for t in threads])
 
 
 def _span_events(frames: list[tuple[str, Any]]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -169,7 +88,7 @@ async def _run_and_compare(receiver: OtlpReceiverBase, protocol: str) -> None:
         assert span["parent_span_id"] is not None  # a child of the agent's invocation
         parent = spans[span["parent_span_id"]]
         assert parent["name"].startswith("invoke_agent ")
-        assert parent["attributes"]["gen_ai.agent.id"] == data["agentId"]
+        assert parent["attributes"]["otel_sse.agent.id"] == data["agentId"]
     for data in seed["llm:request:completed"]:
         span = spans[data["spanId"]]
         assert span["name"] == f"chat {data['model']}" and span["kind"] == "client"
@@ -196,10 +115,10 @@ async def _run_and_compare(receiver: OtlpReceiverBase, protocol: str) -> None:
     assert tokens == work.tokens
     for data in seed["llm:token"]:
         assert spans[data["spanId"]]["attributes"]["otel_sse.llm.request_id"] == data["requestId"]
-    assert not [r for r in logs if r["attributes"].get("otel_sse.event") == "llm:token"]
+    assert not [r for r in logs if r["event_name"] == "otel_sse.llm.token"]
     # Log-record events (progress, output) agree with the exported records.
     exported_progress = {(r["trace_id"], r["span_id"]) for r in logs
-                         if r["attributes"].get("otel_sse.event") == "task:progress"}
+                         if r["event_name"] == "otel_sse.task.progress"}
     live_progress = {(d["traceId"], d["spanId"]) for d in seed["task:progress"]}
     assert live_progress and live_progress == exported_progress
     finals = [d for d in seed["task:progress"] if d["progress"]["percentage"] == 100]

@@ -196,7 +196,9 @@ async def test_nesting_agent_task_llm_tool(sink: ListSink, tel: Telemetry) -> No
     agent, task = spans["invoke_agent planner"], spans["task plan"]
     chat, tool = spans["chat m"], spans["execute_tool grep"]
     assert agent.attributes["gen_ai.operation.name"] == "invoke_agent"  # type: ignore[index]
-    assert agent.attributes["gen_ai.agent.id"] == "a"  # type: ignore[index]
+    assert agent.attributes["otel_sse.agent.id"] == "a"  # type: ignore[index]
+    # An in-process instance id is not the conventions' stable gen_ai.agent.id.
+    assert "gen_ai.agent.id" not in agent.attributes  # type: ignore[operator]
     assert task.parent.span_id == agent.context.span_id  # type: ignore[union-attr]
     assert chat.parent.span_id == task.context.span_id  # type: ignore[union-attr]
     assert tool.parent.span_id == chat.context.span_id  # type: ignore[union-attr]
@@ -268,8 +270,12 @@ async def test_exported_tokens_option(sink: ListSink) -> None:
         llm.emit_request_started("r", provider="p", model="m", messages=[])
         llm.emit_token("r", "hi", 0)
         records = [r for r in logs.get_finished_logs()
-                   if (r.log_record.attributes or {}).get("otel_sse.event") == "llm:token"]
-        assert len(records) == 1 and "hi" not in str(records[0].log_record.body)
+                   if r.log_record.event_name == "otel_sse.llm.token"]
+        assert len(records) == 1 and records[0].log_record.body is None
+        exported = dict(records[0].log_record.attributes or {})
+        assert "hi" not in str(exported)  # content capture is off
+        assert exported["otel_sse.llm.token.index"] == 0
+        assert exported["otel_sse.llm.request_id"] == "r"
         await settle()
         assert sink.of("llm:token")[0]["token"] == "hi"
     finally:

@@ -1,11 +1,13 @@
-"""What the three emitters share: the span registry, field specs, listeners,
-and the three ways an emitter records something (span, log record, live event).
+"""What the three emitters share: span entries, field specs, listeners, and
+the three ways an emitter records something (span, log record, live event).
+
+What an emitter records is named attributes (:mod:`otel_sse.convert`'s tables
+say which); the conversion rebuilds the contract's events from them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -17,12 +19,14 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
+from otel_sse.convert import LiveEvent
+from otel_sse.convert import names as n
+from otel_sse.convert.records import record_fields
 from otel_sse.processors.bridge import SSEBridge, set_live
-from otel_sse.processors.model import LiveEvent, OtelSSELogRecord
-from otel_sse.telemetry import attrs
+from otel_sse.processors.model import OtelSSELogRecord
 from otel_sse.telemetry.config import parse_capture
+from otel_sse.telemetry.instruments import OpenSpans
 from otel_sse.telemetry.setup import Telemetry, resolve
-from otel_sse.wire.encoder import dumps
 
 _log = logging.getLogger("otel_sse.emitters")
 
@@ -45,42 +49,8 @@ class SpanEntry:
         self.start = time.monotonic()
 
 
-class SpanRegistry:
-    """id -> open span, shared by every emitter so that explicit ids (``task_id``,
-    ``agent_id``) link spans made by different emitters and on other threads.
-    Bounded: past ``limit`` entries the oldest are forgotten (not ended)."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self._entries: dict[tuple[str, str], SpanEntry] = {}
-        self._lock = threading.Lock()
-        self.limit = limit
-
-    def get(self, kind: str, key: str | None) -> SpanEntry | None:
-        if key is None:
-            return None
-        return self._entries.get((kind, key))
-
-    def put(self, kind: str, key: str, entry: SpanEntry) -> SpanEntry | None:
-        with self._lock:
-            previous = self._entries.pop((kind, key), None)
-            self._entries[(kind, key)] = entry
-            while len(self._entries) > self.limit:
-                del self._entries[next(iter(self._entries))]
-        return previous
-
-    def pop(self, kind: str, key: str) -> SpanEntry | None:
-        with self._lock:
-            return self._entries.pop((kind, key), None)
-
-    def keys(self, kind: str) -> list[str]:
-        with self._lock:
-            return [key for k, key in self._entries if k == kind]
-
-
-REGISTRY = SpanRegistry()
-
-
 def camel(key: str) -> str:
+    """``current_step`` -> ``currentStep``."""
     head, *rest = key.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
@@ -129,19 +99,6 @@ _SEVERITY = {
 }
 
 
-_EVENT_NAMES: dict[str, str] = {}
-
-
-def _event_name(event_type: str) -> str:
-    """``task:progress`` -> ``otel_sse.task.progress`` (memoised: a handful of types)."""
-    name = _EVENT_NAMES.get(event_type)
-    if name is None:
-        name = "otel_sse." + event_type.replace(":", ".")
-        if len(_EVENT_NAMES) < 256:
-            _EVENT_NAMES[event_type] = name
-    return name
-
-
 class EmitterOptions(TypedDict, total=False):
     """The keyword options every emitter takes, passed on to :class:`Emitter`."""
 
@@ -172,6 +129,8 @@ class Emitter:
         self._tracer = self.telemetry.tracer
         self._logger = self.telemetry.logger
         self._instruments = self.telemetry.instruments
+        # Open spans by id, shared by every emitter on this telemetry handle.
+        self._spans: OpenSpans[SpanEntry] = self._instruments.open_spans
         self._listeners: dict[str, list[Callable[[Any], Any]]] = {}
         self._running = False
 
@@ -182,6 +141,7 @@ class Emitter:
         return handler
 
     def off(self, name: str, handler: Callable[[Any], Any]) -> None:
+        """Stop calling ``handler`` for ``name``."""
         handlers = self._listeners.get(name)
         if handlers and handler in handlers:
             handlers.remove(handler)
@@ -197,15 +157,16 @@ class Emitter:
                 _log.exception("otel-sse: listener for %r failed", name)
 
     def start(self) -> None:
+        """Mark the emitter running and tell ``started`` listeners."""
         self._running = True
         self._fire("started", None)
 
     def _end_open_spans(self, kind: str, keys: Iterable[str]) -> None:
         """End spans this emitter opened and never closed (without a seed event)."""
         for key in list(keys):
-            entry = REGISTRY.pop(kind, key)
+            entry = self._spans.pop(kind, key)
             if entry is not None:
-                self._end_span(entry, None, None, None)
+                self._abandon(entry)
 
     def _stopped(self) -> None:
         self._running = False
@@ -222,6 +183,7 @@ class Emitter:
 
     @property
     def running(self) -> bool:
+        """Between ``start()`` and ``stop()``."""
         return self._running
 
     # -- content ------------------------------------------------------------------
@@ -271,9 +233,7 @@ class Emitter:
     @staticmethod
     def _end_span(
         entry: SpanEntry,
-        end_event: str | None,
-        payload: Mapping[str, Any] | None,
-        live: Mapping[str, Any] | None,
+        live: Mapping[str, Any] | None = None,
         *,
         error: str | None = None,
         error_type: str | None = None,
@@ -282,13 +242,10 @@ class Emitter:
         span = entry.span
         if attributes:
             span.set_attributes(dict(attributes))
-        if end_event is not None:
-            span.set_attribute(attrs.END_EVENT, end_event)
-            span.set_attribute(attrs.END_PAYLOAD, dumps(payload or {}))
         if error is not None:
             span.add_event("exception", {"exception.type": error_type or "Error",
                                          "exception.message": error})
-            span.set_attribute(attrs.ERROR_TYPE, error_type or "_OTHER")
+            span.set_attribute(n.ERROR_TYPE, error_type or "_OTHER")
             span.set_status(Status(StatusCode.ERROR, error))
         if live:
             # Read by our span processor on this thread; exporters never see it.
@@ -300,6 +257,11 @@ class Emitter:
         else:
             span.end()
 
+    @classmethod
+    def _abandon(cls, entry: SpanEntry) -> None:
+        """End a span whose entity was dropped: it stands for no seed event."""
+        cls._end_span(entry, attributes={n.ABANDONED: True})
+
     def _emit_record(
         self,
         entry: SpanEntry,
@@ -308,15 +270,18 @@ class Emitter:
         live: Mapping[str, Any] | None = None,
         level: str = "info",
     ) -> None:
+        """A log record in ``entry``'s span standing for ``event_type``: ``payload``
+        (what may be exported) as named attributes, ``live`` for the stream only."""
         number, text = _SEVERITY.get(level, _SEVERITY["info"])
+        event_name, attributes, body = record_fields(event_type, payload)
         record = OtelSSELogRecord(
             timestamp=time.time_ns(),
             context=entry.context,
             severity_number=number,
             severity_text=text,
-            body=dumps(payload),
-            attributes={attrs.EVENT: event_type},
-            event_name=_event_name(event_type),
+            body=body,
+            attributes=attributes,
+            event_name=event_name,
         )
         record.otel_sse_live = live
         record.otel_sse_parent = entry.parent_id
@@ -330,9 +295,6 @@ class Emitter:
 
 
 def now() -> datetime:
+    """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
 
-
-def state_payload(state: Mapping[str, Any]) -> dict[str, Any]:
-    """A state dict as an event payload: the event's own time replaces ``timestamp``."""
-    return {k: v for k, v in state.items() if k != "timestamp"}

@@ -3,21 +3,28 @@
 ``emit_agent_spawned`` records a short ``create_agent {name}`` span;
 ``emit_agent_started`` opens an ``invoke_agent {name}`` span (the agent's work
 on a task; tasks and LLM requests naming the agent become its children) that
-``emit_agent_stopped`` or ``emit_agent_error`` ends. Output lines, logs,
-pauses, metrics and health are log records in the agent's current span, with
-the severity their level or stream implies; numbers also go to gauges.
+``emit_agent_stopped`` or ``emit_agent_error`` ends. Both spans carry the
+agent's state as it was when they started (``otel_sse.agent.*`` and
+``gen_ai.agent.name``; the application's agent id is ``otel_sse.agent.id``,
+not the conventions' ``gen_ai.agent.id``, which names a stable agent
+definition). Stop, error, pause, output lines, logs, metrics and health are
+log records in the agent's current span, with the severity their level or
+stream implies (the agent's state outlives an invocation); numbers also go to
+gauges.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Hashable, Mapping
 from typing import Any, Unpack
 
 from opentelemetry.trace import Link, SpanKind
 
+from otel_sse.convert import names as n
+from otel_sse.convert.state import agent_attributes
 from otel_sse.emitters._core import (
-    REGISTRY,
     Emitter,
     EmitterOptions,
     SpanEntry,
@@ -26,12 +33,9 @@ from otel_sse.emitters._core import (
     now,
     one_dict_or_kwargs,
     plain,
-    state_payload,
 )
 from otel_sse.emitters.enums import AgentStatus, LogLevel
 from otel_sse.emitters.throttle import Coalescer
-from otel_sse.telemetry import attrs
-from otel_sse.wire.encoder import dumps
 
 HEALTH_SPEC: Spec = {"healthy": None, "score": None, "issues": None, "lastCheck": None}
 METRICS_SPEC: Spec = {"tasksCompleted": None, "tasksFailed": None, "avgExecutionTime": None,
@@ -70,68 +74,71 @@ class AgentStream(Emitter):
 
     # -- lifecycle -------------------------------------------------------------
     def emit_agent_spawned(self, agent_id: str, **data: Any) -> None:
+        """A ``create_agent`` span (``agent:spawned``), the agent's home span."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_spawned")
         state: dict[str, Any] = {"agentId": agent_id, "status": AgentStatus.IDLE.value,
                                  "timestamp": now(), **fields}
         self._states[agent_id] = state
-        self._create_home(agent_id, state, "agent:spawned")
+        self._create_home(agent_id, state, implicit=False)
         self._fire("agent_spawned", state)
 
     def emit_agent_started(self, agent_id: str, task_id: str, **data: Any) -> None:
+        """Open an ``invoke_agent`` span for the agent's work on ``task_id``
+        (``agent:started``); an invocation still open ends first."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_started")
         state = self._update(agent_id, {"status": AgentStatus.BUSY.value,
                                         "currentTaskId": task_id, **fields})
-        previous = REGISTRY.pop("agent", agent_id)
+        previous = self._spans.pop("agent", agent_id)
         if previous is not None:  # a new invocation supersedes the open one
-            self._end_span(previous, None, None, None)
+            self._end_invocation(agent_id, previous, None)
         links = [Link(e.span.get_span_context()) for e in
-                 (self._homes.get(agent_id), REGISTRY.get("task", task_id)) if e is not None]
+                 (self._homes.get(agent_id), self._spans.get("task", task_id)) if e is not None]
         entry = self._start_span(f"invoke_agent {state.get('name') or agent_id}",
                                  SpanKind.INTERNAL,
-                                 self._span_attributes(state, "invoke_agent", "agent:started"),
+                                 agent_attributes(state, {n.GEN_AI_OPERATION_NAME: "invoke_agent"}),
                                  None, None, links=links)
-        entry.span.set_attribute(attrs.TASK_ID, task_id)
-        REGISTRY.put("agent", agent_id, entry)
+        self._spans.put("agent", agent_id, entry)
         self._owned.add(agent_id)
         self._fire("agent_started", state)
 
     def emit_agent_stopped(self, agent_id: str, **data: Any) -> None:
+        """An ``agent:stopped`` record; the open invocation, if any, ends."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_stopped")
         state = self._update(agent_id, {"status": AgentStatus.STOPPED.value, **fields})
         state.pop("currentTaskId", None)
-        open_entry = REGISTRY.pop("agent", agent_id)
+        self._metrics.flush(agent_id)  # a pending update goes out while its span is open
+        open_entry = self._spans.pop("agent", agent_id)
         self._owned.discard(agent_id)
-        self._metrics.flush(agent_id)
+        self._emit_record(open_entry or self._entry(agent_id), "agent:stopped", state)
         if open_entry is not None:
-            self._end_span(open_entry, "agent:stopped", state_payload(state), None)
-        else:
-            self._emit_record(self._entry(agent_id), "agent:stopped", state_payload(state))
+            self._end_invocation(agent_id, open_entry, None)
         self._buffers.pop(agent_id, None)
         self._metrics.discard(agent_id)
         self._fire("agent_stopped", state)
 
     def emit_agent_paused(self, agent_id: str, **data: Any) -> None:
+        """An ``agent:paused`` record."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_paused")
         state = self._update(agent_id, {"status": AgentStatus.PAUSED.value, **fields})
-        self._emit_record(self._entry(agent_id), "agent:paused", state_payload(state))
+        self._emit_record(self._entry(agent_id), "agent:paused", state)
         self._fire("agent_paused", state)
 
     def emit_agent_error(self, agent_id: str, error: str, **data: Any) -> None:
+        """An ``agent:error`` record; the open invocation, if any, ends in error."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_error")
         state = self._update(agent_id, {"status": AgentStatus.ERROR.value, "error": error,
                                         **fields})
-        open_entry = REGISTRY.pop("agent", agent_id)
+        open_entry = self._spans.pop("agent", agent_id)
         self._owned.discard(agent_id)
+        self._emit_record(open_entry or self._entry(agent_id), "agent:error", state,
+                          level="error")
         if open_entry is not None:
-            self._end_span(open_entry, "agent:error", state_payload(state), None,
-                           error=error, error_type="AgentError")
-        else:
-            self._emit_record(self._entry(agent_id), "agent:error", state_payload(state),
-                              level="error")
+            self._end_invocation(agent_id, open_entry, str(error))
         self._fire("agent_error", state)
 
     # -- output and logs -------------------------------------------------------------
     def emit_output(self, agent_id: str, stream: str, data: str) -> None:
+        """An ``agent:output:stdout|stderr`` record; the line is its body."""
         if not self.include_output:
             return
         if stream not in ("stdout", "stderr"):
@@ -147,6 +154,7 @@ class AgentStream(Emitter):
 
     def emit_log(self, agent_id: str, level: LogLevel | str, message: str,
                  context: Mapping[str, Any] | None = None) -> None:
+        """An ``agent:log:{level}`` record with that severity; the message is its body."""
         if not self.include_logs:
             return
         level_value = str(plain(level)).lower()
@@ -162,6 +170,8 @@ class AgentStream(Emitter):
     # -- metrics and health ---------------------------------------------------------
     def emit_metrics(self, agent_id: str, metrics: Mapping[str, Any] | None = None,
                      **fields: Any) -> None:
+        """Merge into the agent's metrics; ``agent:metrics`` records and gauges follow,
+        at most one per ``metrics_update_interval``."""
         if not self.include_metrics:
             return
         values = normalize(one_dict_or_kwargs(metrics, fields, "emit_metrics"), METRICS_SPEC,
@@ -177,15 +187,19 @@ class AgentStream(Emitter):
         payload = {"agentId": agent_id, "status": state.get("status", AgentStatus.IDLE.value),
                    "metrics": merged}
         self._emit_record(self._entry(agent_id), "agent:metrics", payload)
-        labels = {attrs.GEN_AI_AGENT_ID: agent_id}
+        labels = {n.AGENT_ID: agent_id}
         instruments = self._instruments
         instruments.agent_tokens.set(merged.get("totalTokens", 0), labels)
-        instruments.agent_cpu.set(merged.get("cpuUsage", 0), labels)
+        cpu = merged.get("cpuUsage", 0)
+        if isinstance(cpu, (int, float)):  # the contract's percentage, as a ratio
+            instruments.agent_cpu.set(cpu / 100, labels)
         instruments.agent_memory.set(merged.get("memoryUsage", 0), labels)
         self._fire("agent_metrics", {"agentId": agent_id, "metrics": merged})
 
     def emit_health(self, agent_id: str, health: Mapping[str, Any] | None = None,
                     **fields: Any) -> None:
+        """An ``agent:health`` record (``last_check`` defaults to now); the score
+        also goes to a gauge."""
         values = normalize(one_dict_or_kwargs(health, fields, "emit_health"), HEALTH_SPEC,
                            "emit_health")
         values.setdefault("lastCheck", now())
@@ -195,27 +209,32 @@ class AgentStream(Emitter):
                           level="info" if values.get("healthy", True) else "warn")
         score = values.get("score")
         if isinstance(score, (int, float)):
-            self._instruments.agent_health.set(score, {attrs.GEN_AI_AGENT_ID: agent_id})
+            self._instruments.agent_health.set(score, {n.AGENT_ID: agent_id})
         self._fire("agent_health", {"agentId": agent_id, "health": values})
 
     # -- state API --------------------------------------------------------------------
     def get_agent_state(self, agent_id: str) -> dict[str, Any] | None:
+        """A copy of the agent's state (None when unknown)."""
         state = self._states.get(agent_id)
         return dict(state) if state is not None else None
 
     def get_all_agent_states(self) -> list[dict[str, Any]]:
+        """Copies of every known agent's state."""
         return [dict(state) for state in self._states.values()]
 
     def get_output_buffer(self, agent_id: str) -> list[str]:
+        """The agent's last ``output_buffer_size`` output lines."""
         return list(self._buffers.get(agent_id, ()))
 
     def clear_agent_state(self, agent_id: str) -> None:
+        """Forget the agent's state, output and pending metrics."""
         self._states.pop(agent_id, None)
         self._buffers.pop(agent_id, None)
         self._homes.pop(agent_id, None)
         self._metrics.discard(agent_id)
 
     def stop(self) -> None:
+        """Forget all state; invocations still open end without a seed event."""
         self._end_open_spans("agent", self._owned)
         self._owned.clear()
         self._states.clear()
@@ -232,35 +251,29 @@ class AgentStream(Emitter):
     def _entry(self, agent_id: str) -> SpanEntry:
         """The agent's open invocation, else the span that created it; an agent never
         announced gets a ``create_agent`` span (without ``agent:spawned``)."""
-        entry = REGISTRY.get("agent", agent_id) or self._homes.get(agent_id)
+        entry = self._spans.get("agent", agent_id) or self._homes.get(agent_id)
         if entry is None:
             state = self._states.get(agent_id) or {"agentId": agent_id,
                                                    "status": AgentStatus.IDLE.value}
-            entry = self._create_home(agent_id, state, None)
+            entry = self._create_home(agent_id, state, implicit=True)
         return entry
 
-    def _create_home(self, agent_id: str, state: Mapping[str, Any],
-                     event_type: str | None) -> SpanEntry:
+    def _create_home(self, agent_id: str, state: Mapping[str, Any], *,
+                     implicit: bool) -> SpanEntry:
         """Record the short ``create_agent {name}`` span and keep it as the agent's home."""
+        span_attrs = agent_attributes(state, {n.GEN_AI_OPERATION_NAME: "create_agent"})
+        if implicit:
+            span_attrs[n.IMPLICIT] = True
         entry = self._start_span(f"create_agent {state.get('name') or agent_id}",
-                                 SpanKind.INTERNAL,
-                                 self._span_attributes(state, "create_agent", event_type),
-                                 None, None)
-        self._end_span(entry, None, None, None)
+                                 SpanKind.INTERNAL, span_attrs, None, None)
+        self._end_span(entry)
         self._homes[agent_id] = entry
         return entry
 
-    @staticmethod
-    def _span_attributes(state: Mapping[str, Any], operation: str,
-                         event_type: str | None) -> dict[str, Any]:
-        span_attrs: dict[str, Any] = {
-            attrs.KIND: "agent",
-            attrs.GEN_AI_OPERATION_NAME: operation,
-            attrs.GEN_AI_AGENT_ID: state["agentId"],
-        }
-        if state.get("name"):
-            span_attrs[attrs.GEN_AI_AGENT_NAME] = str(state["name"])
-        if event_type is not None:
-            span_attrs[attrs.EVENT] = event_type
-            span_attrs[attrs.PAYLOAD] = dumps(state_payload(state))
-        return span_attrs
+    def _end_invocation(self, agent_id: str, entry: SpanEntry, error: str | None) -> None:
+        """End an ``invoke_agent`` span (its stop or error was a record) and time it."""
+        self._end_span(entry, error=error, error_type="AgentError" if error else None)
+        name = self._states.get(agent_id, {}).get("name")
+        self._instruments.record_invocation(
+            time.monotonic() - entry.start, str(name) if name else None,
+            entry.parent_id is not None, "AgentError" if error else None)

@@ -3,9 +3,10 @@
 Tool calls are ``execute_tool {name}`` child spans. Tokens stream live but are
 not exported one by one unless ``export_tokens`` asks for it: the span carries
 the totals (usage, finish reasons, time to first chunk) and the usage feeds
-the GenAI client histograms. Message content (prompts, responses, tool
-arguments and results) reaches exported telemetry only when content capture
-is on; the live stream carries it unless ``redact_content``.
+the GenAI client metrics. Message content (prompts, responses, tool
+definitions, arguments and results) reaches exported telemetry only when
+content capture is on, in the conventions' attributes (``gen_ai.input.messages``,
+...); the live stream carries it unless ``redact_content``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any, Unpack
 
 from opentelemetry.trace import SpanKind
 
+from otel_sse.convert import llm as codec
+from otel_sse.convert import names as n
 from otel_sse.emitters._core import (
     REDACTED,
-    REGISTRY,
     Emitter,
     EmitterOptions,
     SpanEntry,
@@ -29,16 +31,17 @@ from otel_sse.emitters._core import (
     one_dict_or_kwargs,
     plain,
 )
-from otel_sse.telemetry import attrs
-from otel_sse.wire.encoder import dumps
 
 PARAMETERS_SPEC: Spec = {"temperature": None, "maxTokens": None, "topP": None, "topK": None,
                          "stopSequences": None}
+# Token counts beyond the contract's usage object go to attributes and metrics only.
+_USAGE_EXTRA_KEYS = tuple(codec.USAGE_EXTRAS)
 USAGE_SPEC: Spec = {"promptTokens": None, "completionTokens": None, "totalTokens": None,
-                    "cost": None, "costBreakdown": {"promptCost": None, "completionCost": None}}
+                    "cost": None, "costBreakdown": {"promptCost": None, "completionCost": None},
+                    **dict.fromkeys(_USAGE_EXTRA_KEYS)}
 STARTED_SPEC: Spec = {"provider": None, "model": None, "agentId": None, "taskId": None,
                       "systemPrompt": None, "messages": None, "parameters": PARAMETERS_SPEC,
-                      "tools": None}
+                      "tools": None, "stream": None, "conversationId": None}
 TOKEN_SPEC: Spec = {"token": None, "index": None, "isFinal": None, "finishReason": None}
 TOOL_CALL_SPEC: Spec = {"toolCallId": None, "toolName": None, "arguments": None,
                         "isComplete": None}
@@ -47,35 +50,40 @@ TOOL_RESULT_SPEC: Spec = {"toolCallId": None, "toolName": None, "result": None,
 _TOOL_CALL_ITEM: Spec = TOOL_CALL_SPEC | {"requestId": None, "provider": None, "model": None,
                                          "agentId": None, "taskId": None, "timestamp": None}
 COMPLETED_SPEC: Spec = {"response": None, "usage": USAGE_SPEC, "duration": None,
-                        "toolCalls": ("list", _TOOL_CALL_ITEM)}
+                        "toolCalls": ("list", _TOOL_CALL_ITEM), "responseId": None,
+                        "responseModel": None}
 ERROR_SPEC: Spec = {"error": None, "errorCode": None, "errorType": None, "willRetry": None,
                     "retryAttempt": None}
-_BASE_KEYS = ("requestId", "provider", "model", "agentId", "taskId")
-_PARAM_ATTRS = {"temperature": attrs.GEN_AI_REQUEST_TEMPERATURE,
-                "maxTokens": attrs.GEN_AI_REQUEST_MAX_TOKENS, "topP": attrs.GEN_AI_REQUEST_TOP_P,
-                "topK": attrs.GEN_AI_REQUEST_TOP_K,
-                "stopSequences": attrs.GEN_AI_REQUEST_STOP_SEQUENCES}
 
 
 class _Request:
     """Per-request bookkeeping beyond the seed's state."""
 
-    __slots__ = ("base", "finish_reasons", "first_chunk", "started", "state", "tokens", "usage")
+    __slots__ = ("base", "extras", "finish_reasons", "first_chunk", "started", "state",
+                 "stream", "tokens", "usage")
 
-    def __init__(self, base: dict[str, Any], state: dict[str, Any]) -> None:
+    def __init__(self, base: dict[str, Any], state: dict[str, Any], stream: bool | None) -> None:
         self.base = base
         self.state = state
+        self.stream = stream
         self.started = time.monotonic()
         self.first_chunk: float | None = None
         self.finish_reasons: list[str] = []
         self.tokens = 0
         self.usage: dict[str, Any] | None = None
+        self.extras: dict[str, Any] = {}
 
 
 def _redact_messages(messages: Any) -> Any:
     if not isinstance(messages, list):
         return REDACTED
     return [{**m, "content": REDACTED} if isinstance(m, Mapping) else REDACTED for m in messages]
+
+
+def _split_usage(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the contract's usage object, the token counts beyond it)."""
+    extras = {key: values.pop(key) for key in _USAGE_EXTRA_KEYS if key in values}
+    return values, extras
 
 
 class LLMStream(Emitter):
@@ -107,8 +115,12 @@ class LLMStream(Emitter):
     # -- request lifecycle ----------------------------------------------------------
     def emit_request_started(self, request_id: str, **data: Any) -> None:
         """``provider``, ``model``, ``messages``, and optionally ``agent_id``, ``task_id``,
-        ``system_prompt``, ``parameters`` (temperature, max_tokens, ...), ``tools``."""
+        ``system_prompt``, ``parameters`` (temperature, max_tokens, ...), ``tools``.
+        Telemetry only (not in the event): ``stream`` (the request streams its
+        response) and ``conversation_id`` (``gen_ai.conversation.id``)."""
         fields = normalize(data, STARTED_SPEC, "emit_request_started")
+        stream = fields.pop("stream", None)
+        conversation = fields.pop("conversationId", None)
         provider = str(fields.get("provider", "unknown"))
         model = str(fields.get("model", "unknown"))
         base: dict[str, Any] = {"requestId": request_id, "provider": provider, "model": model}
@@ -117,48 +129,30 @@ class LLMStream(Emitter):
                 base[key] = fields[key]
         fields.setdefault("messages", [])
         content: dict[str, Any] = {
-            k: fields[k] for k in ("systemPrompt", "messages") if k in fields}
-        redacted: dict[str, Any] = {k: (_redact_messages(v) if k == "messages" else REDACTED)
-                    for k, v in content.items()}
+            k: fields[k] for k in ("systemPrompt", "messages", "tools") if k in fields}
+        redacted: dict[str, Any] = {
+            k: (_redact_messages(v) if k == "messages" else v if k == "tools" else REDACTED)
+            for k, v in content.items()}
         exported, live = self._split_content(content, self.content_on_spans, redacted)
         payload = {**base, **{k: v for k, v in fields.items() if k not in base and
                               k not in content}, **exported}
 
-        span_attrs: dict[str, Any] = {
-            attrs.KIND: "llm",
-            attrs.EVENT: "llm:request:started",
-            attrs.PAYLOAD: dumps(payload),
-            attrs.LLM_REQUEST_ID: request_id,
-            attrs.GEN_AI_OPERATION_NAME: self.operation,
-            attrs.GEN_AI_PROVIDER_NAME: provider,
-            attrs.GEN_AI_REQUEST_MODEL: model,
-        }
-        for key, attr in _PARAM_ATTRS.items():
-            value = fields.get("parameters", {}).get(key)
-            if value is not None:
-                span_attrs[attr] = list(value) if isinstance(value, (list, tuple)) else value
-        if "agentId" in base:
-            span_attrs[attrs.GEN_AI_AGENT_ID] = str(base["agentId"])
-        if "taskId" in base:
-            span_attrs[attrs.TASK_ID] = str(base["taskId"])
-        if self.content_on_spans:
-            span_attrs[attrs.GEN_AI_INPUT_MESSAGES] = dumps(fields.get("messages", []))
-            if "systemPrompt" in fields:
-                span_attrs[attrs.GEN_AI_SYSTEM_INSTRUCTIONS] = dumps(
-                    [{"type": "text", "content": fields["systemPrompt"]}])
-            if "tools" in fields:
-                span_attrs[attrs.GEN_AI_TOOL_DEFINITIONS] = dumps(fields["tools"])
-
-        parent = self._parent(REGISTRY.get("task", base.get("taskId")),
-                              REGISTRY.get("agent", base.get("agentId")))
-        old = REGISTRY.pop("llm", request_id)
+        span_attrs = codec.request_attributes(payload, self.operation)
+        if conversation is not None:
+            span_attrs[n.GEN_AI_CONVERSATION_ID] = str(conversation)
+        if stream is not None:
+            span_attrs[n.GEN_AI_REQUEST_STREAM] = bool(stream)
+        parent = self._parent(self._spans.get("task", base.get("taskId")),
+                              self._spans.get("agent", base.get("agentId")))
+        old = self._spans.pop("llm", request_id)
         if old is not None:
-            self._end_span(old, None, None, None)
+            self._abandon(old)
         entry = self._start_span(f"{self.operation} {model}", SpanKind.CLIENT, span_attrs,
                                  parent, live)
-        REGISTRY.put("llm", request_id, entry)
+        self._spans.put("llm", request_id, entry)
         state = {**base, "timestamp": now()}
-        self._requests[request_id] = _Request(base, state)
+        self._requests[request_id] = _Request(base, state, None if stream is None
+                                              else bool(stream))
         self._fire("request_started", {**payload, **content, "timestamp": state["timestamp"]})
 
     def emit_token(self, request_id: str, token: str | None = None, index: int | None = None,
@@ -189,7 +183,7 @@ class LLMStream(Emitter):
             buffer = self._buffers[request_id] = deque(maxlen=max(1, self.token_buffer_size))
         text = fields.get("token", "")
         buffer.append(text)
-        entry = REGISTRY.get("llm", request_id)
+        entry = self._spans.get("llm", request_id)
         payload = {**request.base, **fields}
         if entry is not None:
             if self.export_tokens:
@@ -209,8 +203,9 @@ class LLMStream(Emitter):
             self._fire("token", {**payload, "timestamp": now()})
 
     def emit_tool_call(self, request_id: str, **data: Any) -> None:
-        """``tool_call_id``, ``tool_name``, ``arguments`` (a string, maybe partial),
-        ``is_complete``. The first call for an id opens its ``execute_tool`` span."""
+        """``tool_call_id``, ``tool_name``, ``arguments`` (JSON text, maybe partial, or an
+        object), ``is_complete``. The first call for an id opens its ``execute_tool``
+        span; later ones (the arguments streaming in) are records in it."""
         if not self.include_tool_calls:
             return
         request = self._requests.get(request_id)
@@ -221,30 +216,24 @@ class LLMStream(Emitter):
         fields.setdefault("arguments", "")
         call_id = str(fields.get("toolCallId", ""))
         tool = str(fields.get("toolName", "tool"))
-        exported_content, live = self._split_content(
-            {"arguments": fields["arguments"]}, self.content_on_spans,
-            {"arguments": REDACTED})
-        payload = {**request.base, **{k: v for k, v in fields.items() if k != "arguments"},
-                   **exported_content}
+        payload = {**request.base, **{k: v for k, v in fields.items() if k != "arguments"}}
         key = f"{request_id}\x00{call_id}"
-        open_tool = REGISTRY.get("tool", key)
+        open_tool = self._spans.get("tool", key)
         if open_tool is None:
-            call_attrs: dict[str, Any] = {attrs.EVENT: "llm:tool:call",
-                                          attrs.PAYLOAD: dumps(payload)}
-            if self.content_on_spans:
-                call_attrs[attrs.GEN_AI_TOOL_CALL_ARGUMENTS] = str(fields["arguments"])
-            REGISTRY.put("tool", key,
-                         self._start_tool_span(request_id, tool, call_id, call_attrs, live))
+            exported, live = self._split_content(
+                {"arguments": fields["arguments"]}, self.content_on_spans,
+                {"arguments": REDACTED})
+            self._spans.put("tool", key, self._start_tool_span(
+                request_id, tool, call_id, {**payload, **exported}, live, implicit=False))
         else:
-            exported_ev, live_ev = self._split_content(
+            exported, live = self._split_content(
                 {"arguments": fields["arguments"]}, self.content_on_events,
                 {"arguments": REDACTED})
-            self._emit_record(open_tool, "llm:tool:call",
-                              {**{k: v for k, v in payload.items() if k != "arguments"},
-                               **exported_ev}, live_ev)
-            if self.content_on_spans:
-                open_tool.span.set_attribute(attrs.GEN_AI_TOOL_CALL_ARGUMENTS,
-                                             str(fields["arguments"]))
+            self._emit_record(open_tool, "llm:tool:call", {**payload, **exported}, live)
+            if self.content_on_spans:  # the span shows the call as finally known
+                open_tool.span.set_attributes({
+                    n.GEN_AI_TOOL_CALL_ARGUMENTS: codec.arguments_text(fields["arguments"]),
+                    n.TOOL_COMPLETE: bool(fields["isComplete"])})
         self._fire("tool_call", {**request.base, **fields, "timestamp": now()})
 
     def emit_tool_result(self, request_id: str, **data: Any) -> None:
@@ -263,46 +252,55 @@ class LLMStream(Emitter):
             {"result": fields["result"]}, self.content_on_spans, {"result": REDACTED})
         payload = {**request.base, **{k: v for k, v in fields.items() if k != "result"},
                    **exported_content}
-        entry = REGISTRY.pop("tool", f"{request_id}\x00{call_id}")
+        entry = self._spans.pop("tool", f"{request_id}\x00{call_id}")
         if entry is None:  # a result without a call: still one span, with real ids
-            entry = self._start_tool_span(request_id, tool, call_id, {}, None)
-        end_attrs: dict[str, Any] = {}
-        if self.content_on_spans:
-            end_attrs[attrs.GEN_AI_TOOL_CALL_RESULT] = dumps(fields["result"])
+            entry = self._start_tool_span(request_id, tool, call_id,
+                                          {**request.base, "toolName": tool,
+                                           "toolCallId": call_id}, None, implicit=True)
         error = fields.get("error")
-        self._end_span(entry, "llm:tool:result", payload, live,
-                       error=str(error) if error is not None else None,
-                       error_type="ToolError" if error is not None else None,
-                       attributes=end_attrs)
+        error_type = "ToolError" if error is not None else None
+        self._end_span(entry, live,
+                       error=str(error) if error is not None else None, error_type=error_type,
+                       attributes=codec.tool_result_attributes(payload, {}))
+        self._instruments.record_tool(time.monotonic() - entry.start, tool, error_type)
         self._fire("tool_result", {**request.base, **fields, "timestamp": now()})
 
     def emit_usage(self, request_id: str, usage: Mapping[str, Any] | None = None,
                    **fields: Any) -> None:
+        """``prompt_tokens``, ``completion_tokens``, ``total_tokens``, ``cost``,
+        ``cost_breakdown``; and, for telemetry only (not in the event),
+        ``cache_read_input_tokens``, ``cache_write_input_tokens``,
+        ``reasoning_output_tokens`` when the provider reports them."""
         if not self.include_usage:
             return
         request = self._requests.get(request_id)
         if request is None:
             return
-        values = normalize(one_dict_or_kwargs(usage, fields, "emit_usage"), USAGE_SPEC,
-                           "emit_usage")
-        self._record_usage(request, values)
-        entry = REGISTRY.get("llm", request_id)
+        values, extras = _split_usage(normalize(
+            one_dict_or_kwargs(usage, fields, "emit_usage"), USAGE_SPEC, "emit_usage"))
+        self._record_usage(request, values, extras)
+        entry = self._spans.get("llm", request_id)
         if entry is not None:
             self._emit_record(entry, "llm:usage", {**request.base, "usage": values})
         self._fire("usage", {"requestId": request_id, "usage": values})
 
     def emit_request_completed(self, request_id: str, **data: Any) -> None:
-        """``response``, ``usage``, ``duration`` (ms), optional ``tool_calls``."""
+        """``response``, ``usage``, ``duration`` (ms), optional ``tool_calls``; for
+        telemetry only, ``response_id`` and ``response_model`` as the provider gave them."""
         request = self._requests.get(request_id)
         if request is None:
             return
         fields = normalize(data, COMPLETED_SPEC, "emit_request_completed")
+        response_id = fields.pop("responseId", None)
+        response_model = fields.pop("responseModel", None)
         fields.setdefault("response", "")
         fields.setdefault("duration", round((time.monotonic() - request.started) * 1000))
-        fields.setdefault("usage", request.usage or {"promptTokens": 0, "completionTokens": 0,
-                                                     "totalTokens": 0})
-        if "usage" in data and data["usage"] is not None:
+        if "usage" in fields:
             self.emit_usage(request_id, fields["usage"])
+            fields["usage"] = _split_usage(dict(fields["usage"]))[0]
+        else:
+            fields["usage"] = request.usage or {"promptTokens": 0, "completionTokens": 0,
+                                                "totalTokens": 0}
         content = {"response": fields["response"]}
         redacted: dict[str, Any] = {"response": REDACTED}
         if "toolCalls" in fields:
@@ -312,17 +310,16 @@ class LLMStream(Emitter):
         exported, live = self._split_content(content, self.content_on_spans, redacted)
         payload = {**request.base,
                    **{k: v for k, v in fields.items() if k not in content}, **exported}
-        end_attrs = self._usage_attributes(request)
-        if self.content_on_spans:
-            end_attrs[attrs.GEN_AI_OUTPUT_MESSAGES] = dumps(
-                [{"role": "assistant", "parts": [{"type": "text",
-                                                  "content": fields["response"]}],
-                  "finish_reason": (request.finish_reasons or ["stop"])[0]}])
-        entry = REGISTRY.pop("llm", request_id)
+        end_attrs = codec.completion_attributes(payload, self._outcome_attributes(request))
+        if response_id is not None:
+            end_attrs[n.GEN_AI_RESPONSE_ID] = str(response_id)
+        if response_model is not None:
+            end_attrs[n.GEN_AI_RESPONSE_MODEL] = str(response_model)
+        entry = self._spans.pop("llm", request_id)
         self._close_tools(request_id)
         if entry is not None:
-            self._end_span(entry, "llm:request:completed", payload, live, attributes=end_attrs)
-        self._record_metrics(request, None)
+            self._end_span(entry, live, attributes=end_attrs)
+        self._record_metrics(request, None, response_model)
         self._requests.pop(request_id, None)
         self._buffers.pop(request_id, None)
         self._fire("request_completed", {**request.base, **fields, "timestamp": now()})
@@ -337,103 +334,110 @@ class LLMStream(Emitter):
         fields = normalize({"error": error, **data}, ERROR_SPEC, "emit_request_error")
         fields.setdefault("error", "unknown error")
         payload = {**request.base, **fields}
-        error_type = str(fields.get("errorType") or fields.get("errorCode") or "_OTHER")
+        error_type = codec.error_type_of(payload)
         if fields.get("willRetry"):
-            entry = REGISTRY.get("llm", request_id)
+            entry = self._spans.get("llm", request_id)
             if entry is not None:
                 self._emit_record(entry, "llm:request:error", payload, level="warn")
         else:
-            entry = REGISTRY.pop("llm", request_id)
+            if "error" not in request.finish_reasons:
+                request.finish_reasons.append("error")
+            end_attrs = codec.error_attributes(payload, self._outcome_attributes(request))
+            if request.usage:
+                codec.usage_attributes(request.usage, end_attrs)
+            entry = self._spans.pop("llm", request_id)
             self._close_tools(request_id)
             if entry is not None:
-                self._end_span(entry, "llm:request:error", payload, None,
-                               error=str(fields["error"]), error_type=error_type,
-                               attributes=self._usage_attributes(request))
-            self._record_metrics(request, error_type)
+                self._end_span(entry, error=codec.error_message(payload),
+                               error_type=error_type, attributes=end_attrs)
+            self._record_metrics(request, error_type, None)
             self._requests.pop(request_id, None)
             self._buffers.pop(request_id, None)
         self._fire("request_error", {**payload, "timestamp": now()})
 
     # -- state API ----------------------------------------------------------------------
     def get_request_state(self, request_id: str) -> dict[str, Any] | None:
+        """A copy of the request's state (None when unknown or finished)."""
         request = self._requests.get(request_id)
         return dict(request.state) if request is not None else None
 
     def get_token_buffer(self, request_id: str) -> list[str]:
+        """The request's last ``token_buffer_size`` tokens."""
         return list(self._buffers.get(request_id, ()))
 
     def get_full_response(self, request_id: str) -> str:
+        """The buffered tokens joined."""
         return "".join(self._buffers.get(request_id, ()))
 
     def clear_request_state(self, request_id: str) -> None:
+        """Forget the request's state and tokens."""
         self._requests.pop(request_id, None)
         self._buffers.pop(request_id, None)
 
     def stop(self) -> None:
+        """Forget all requests; spans still open end without a seed event."""
         for request_id in list(self._requests):
-            entry = REGISTRY.pop("llm", request_id)
+            entry = self._spans.pop("llm", request_id)
             self._close_tools(request_id)
             if entry is not None:
-                self._end_span(entry, None, None, None)
+                self._abandon(entry)
         self._requests.clear()
         self._buffers.clear()
         self._stopped()
 
     # -- internals ----------------------------------------------------------------------------
     def _start_tool_span(self, request_id: str, tool: str, call_id: str,
-                         extra: Mapping[str, Any], live: Mapping[str, Any] | None) -> SpanEntry:
+                         payload: Mapping[str, Any], live: Mapping[str, Any] | None, *,
+                         implicit: bool) -> SpanEntry:
         """An ``execute_tool {tool}`` span under the request's span (if still open)."""
         span_attrs: dict[str, Any] = {
-            attrs.KIND: "tool", attrs.LLM_REQUEST_ID: request_id,
-            attrs.GEN_AI_OPERATION_NAME: "execute_tool", attrs.GEN_AI_TOOL_NAME: tool,
-            attrs.GEN_AI_TOOL_CALL_ID: call_id, attrs.GEN_AI_TOOL_TYPE: "function", **extra,
-        }
-        parent_entry = REGISTRY.get("llm", request_id)
+            n.GEN_AI_OPERATION_NAME: "execute_tool", n.GEN_AI_TOOL_NAME: tool,
+            n.GEN_AI_TOOL_CALL_ID: call_id, n.GEN_AI_TOOL_TYPE: "function"}
+        codec.tool_call_attributes(payload, span_attrs)
+        if implicit:
+            span_attrs[n.IMPLICIT] = True
+        parent_entry = self._spans.get("llm", request_id)
         return self._start_span(f"execute_tool {tool}", SpanKind.INTERNAL, span_attrs,
                                 parent_entry.context if parent_entry else None, live)
 
     def _close_tools(self, request_id: str) -> None:
         prefix = f"{request_id}\x00"
-        for key in REGISTRY.keys("tool"):
+        for key in self._spans.keys("tool"):
             if key.startswith(prefix):
-                entry = REGISTRY.pop("tool", key)
+                entry = self._spans.pop("tool", key)
                 if entry is not None:
-                    self._end_span(entry, None, None, None)
+                    self._abandon(entry)
 
     @staticmethod
-    def _record_usage(request: _Request, values: dict[str, Any]) -> None:
+    def _record_usage(request: _Request, values: dict[str, Any],
+                      extras: dict[str, Any]) -> None:
         request.usage = {**(request.usage or {}), **values}
         request.state["usage"] = request.usage
+        request.extras.update(extras)
 
     @staticmethod
-    def _usage_attributes(request: _Request) -> dict[str, Any]:
+    def _outcome_attributes(request: _Request) -> dict[str, Any]:
+        """What the request's end adds besides the payload: finish reasons, time to
+        first chunk, streaming, and token counts beyond the usage object."""
         out: dict[str, Any] = {}
-        usage = request.usage or {}
-        if isinstance(usage.get("promptTokens"), int):
-            out[attrs.GEN_AI_USAGE_INPUT_TOKENS] = usage["promptTokens"]
-        if isinstance(usage.get("completionTokens"), int):
-            out[attrs.GEN_AI_USAGE_OUTPUT_TOKENS] = usage["completionTokens"]
         if request.finish_reasons:
-            out[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = list(request.finish_reasons)
+            out[n.GEN_AI_RESPONSE_FINISH_REASONS] = list(request.finish_reasons)
         if request.first_chunk is not None:
-            out[attrs.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = request.first_chunk - request.started
-            out[attrs.GEN_AI_REQUEST_STREAM] = True
+            out[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = request.first_chunk - request.started
+            if request.stream is None:  # not said at the start: the tokens tell
+                out[n.GEN_AI_REQUEST_STREAM] = True
+        for key, value in request.extras.items():
+            out[codec.USAGE_EXTRAS[key]] = value
         return out
 
-    def _record_metrics(self, request: _Request, error_type: str | None) -> None:
-        labels: dict[str, Any] = {attrs.GEN_AI_OPERATION_NAME: self.operation,
-                                  attrs.GEN_AI_PROVIDER_NAME: request.base["provider"],
-                                  attrs.GEN_AI_REQUEST_MODEL: request.base["model"]}
-        instruments = self._instruments
-        if error_type is not None:
-            instruments.operation_duration.record(time.monotonic() - request.started,
-                                                  {**labels, attrs.ERROR_TYPE: error_type})
-        else:
-            instruments.operation_duration.record(time.monotonic() - request.started, labels)
-        if request.first_chunk is not None:
-            instruments.time_to_first_chunk.record(request.first_chunk - request.started, labels)
-        usage = request.usage or {}
-        for key, kind in (("promptTokens", "input"), ("completionTokens", "output")):
-            value = usage.get(key)
-            if isinstance(value, (int, float)):
-                instruments.token_usage.record(value, {**labels, attrs.GEN_AI_TOKEN_TYPE: kind})
+    def _record_metrics(self, request: _Request, error_type: str | None,
+                        response_model: Any) -> None:
+        labels: dict[str, Any] = {n.GEN_AI_OPERATION_NAME: self.operation,
+                                  n.GEN_AI_PROVIDER_NAME: request.base["provider"],
+                                  n.GEN_AI_REQUEST_MODEL: request.base["model"]}
+        if response_model is not None:
+            labels[n.GEN_AI_RESPONSE_MODEL] = str(response_model)
+        ttfc = (request.first_chunk - request.started
+                if request.first_chunk is not None else None)
+        self._instruments.record_inference(labels, time.monotonic() - request.started, ttfc,
+                                           request.usage or {}, request.extras, error_type)

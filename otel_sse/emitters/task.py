@@ -1,5 +1,7 @@
 """TaskStream: a task is a span from ``emit_task_created`` to its end.
 
+The span starts with what the task was created with and ends with its final
+state, as ``otel_sse.task.*`` attributes (:mod:`otel_sse.convert.state`).
 Queued / assigned / started / progress / intermediate results / metrics are
 log records in the task span's context (span events would reach no processor
 before the span ends). Numbers also go to metric instruments.
@@ -13,8 +15,9 @@ from typing import Any, Unpack
 
 from opentelemetry.trace import SpanKind
 
+from otel_sse.convert import names as n
+from otel_sse.convert.state import task_attributes
 from otel_sse.emitters._core import (
-    REGISTRY,
     Emitter,
     EmitterOptions,
     SpanEntry,
@@ -22,12 +25,10 @@ from otel_sse.emitters._core import (
     normalize,
     now,
     one_dict_or_kwargs,
-    state_payload,
 )
 from otel_sse.emitters.enums import TaskStatus
 from otel_sse.emitters.throttle import Coalescer
-from otel_sse.telemetry import attrs
-from otel_sse.wire.encoder import dumps, iso_ms_now
+from otel_sse.wire.encoder import iso_ms_now
 
 PROGRESS_SPEC: Spec = {"percentage": None, "currentStep": None, "totalSteps": None,
                        "currentStepNumber": None, "estimatedTimeRemaining": None}
@@ -67,51 +68,59 @@ class TaskStream(Emitter):
 
     # -- lifecycle -------------------------------------------------------------
     def emit_task_created(self, task_id: str, **data: Any) -> None:
+        """Open the task's span (``task:created``); a task of that id still open is
+        dropped. ``agent_id`` makes it a child of that agent's invocation."""
         fields = normalize(data, TASK_SPEC, "emit_task_created")
         state: dict[str, Any] = {"taskId": task_id, "status": TaskStatus.PENDING.value,
                                  "timestamp": now(), **fields}
         self._states[task_id] = state
-        old = REGISTRY.pop("task", task_id)
+        old = self._spans.pop("task", task_id)
         if old is not None:
-            self._end_span(old, None, None, None)
-        agent = REGISTRY.get("agent", state.get("agentId"))
+            self._abandon(old)
+        agent = self._spans.get("agent", state.get("agentId"))
         entry = self._start_span(
             f"task {state['name']}" if state.get("name") else "task",
             SpanKind.INTERNAL,
-            self._span_attributes(state, "task:created"),
+            task_attributes(state),
             self._parent(agent),
             None,
         )
-        REGISTRY.put("task", task_id, entry)
+        self._spans.put("task", task_id, entry)
         self._owned.add(task_id)
         self._fire("task_created", state)
 
     def emit_task_queued(self, task_id: str, **data: Any) -> None:
+        """A ``task:queued`` record in the task's span."""
         self._transition(task_id, "task:queued", "task_queued",
                          {"status": TaskStatus.QUEUED.value,
                           **normalize(data, TASK_SPEC, "emit_task_queued")})
 
     def emit_task_assigned(self, task_id: str, agent_id: str, **data: Any) -> None:
+        """A ``task:assigned`` record in the task's span."""
         self._transition(task_id, "task:assigned", "task_assigned",
                          {"status": TaskStatus.ASSIGNED.value, "agentId": agent_id,
                           **normalize(data, TASK_SPEC, "emit_task_assigned")})
 
     def emit_task_started(self, task_id: str, **data: Any) -> None:
+        """A ``task:started`` record in the task's span."""
         self._transition(task_id, "task:started", "task_started",
                          {"status": TaskStatus.RUNNING.value,
                           **normalize(data, TASK_SPEC, "emit_task_started")})
 
     def emit_task_completed(self, task_id: str, **data: Any) -> None:
-        self._finish(task_id, "task:completed", "task_completed", TaskStatus.COMPLETED,
+        """End the task's span with its final state (``task:completed``)."""
+        self._finish(task_id, "task_completed", TaskStatus.COMPLETED,
                      normalize(data, TASK_SPEC, "emit_task_completed"))
 
     def emit_task_failed(self, task_id: str, error: str, **data: Any) -> None:
+        """End the task's span in error with its final state (``task:failed``)."""
         fields = normalize(data, TASK_SPEC, "emit_task_failed")
         fields["error"] = error
-        self._finish(task_id, "task:failed", "task_failed", TaskStatus.FAILED, fields)
+        self._finish(task_id, "task_failed", TaskStatus.FAILED, fields)
 
     def emit_task_cancelled(self, task_id: str, **data: Any) -> None:
-        self._finish(task_id, "task:cancelled", "task_cancelled", TaskStatus.CANCELLED,
+        """End the task's span with its final state (``task:cancelled``)."""
+        self._finish(task_id, "task_cancelled", TaskStatus.CANCELLED,
                      normalize(data, TASK_SPEC, "emit_task_cancelled"))
 
     # -- updates -------------------------------------------------------------------
@@ -147,6 +156,8 @@ class TaskStream(Emitter):
 
     def emit_metrics(self, task_id: str, metrics: Mapping[str, Any] | None = None,
                      **fields: Any) -> None:
+        """A ``task:metrics`` record (``execution_time``, ``cpu_usage``, ``memory_usage``,
+        ``token_count``, ``cost_estimate``); tokens also go to a counter."""
         if not self.include_metrics:
             return
         values = normalize(one_dict_or_kwargs(metrics, fields, "emit_metrics"), METRICS_SPEC,
@@ -156,18 +167,21 @@ class TaskStream(Emitter):
                           {"taskId": task_id, "status": state["status"], "metrics": values})
         tokens = values.get("tokenCount")
         if isinstance(tokens, (int, float)) and tokens > 0:
-            self._instruments.task_tokens.add(int(tokens), {attrs.TASK_ID: task_id})
+            self._instruments.task_tokens.add(int(tokens), {n.TASK_ID: task_id})
         self._fire("task_metrics", {"taskId": task_id, "metrics": values})
 
     # -- state API -------------------------------------------------------------------
     def get_task_state(self, task_id: str) -> dict[str, Any] | None:
+        """A copy of the task's state (None when unknown)."""
         state = self._states.get(task_id)
         return dict(state) if state is not None else None
 
     def get_all_task_states(self) -> list[dict[str, Any]]:
+        """Copies of every known task's state."""
         return [dict(state) for state in self._states.values()]
 
     def clear_task_state(self, task_id: str) -> None:
+        """Forget the task's state and any pending progress."""
         self._states.pop(task_id, None)
         self._progress.discard(task_id)
 
@@ -187,58 +201,46 @@ class TaskStream(Emitter):
     def _entry(self, task_id: str) -> SpanEntry:
         """The task's span; a task never announced gets one (without ``task:created``)
         so that its events still carry real ids."""
-        entry = REGISTRY.get("task", task_id)
+        entry = self._spans.get("task", task_id)
         if entry is None:
             state = self._states.get(task_id) or {"taskId": task_id,
                                                   "status": TaskStatus.PENDING.value}
-            span_attrs = self._span_attributes(state, None)
+            span_attrs = task_attributes(state)
+            span_attrs[n.IMPLICIT] = True
             entry = self._start_span("task", SpanKind.INTERNAL, span_attrs, None, None)
-            REGISTRY.put("task", task_id, entry)
+            self._spans.put("task", task_id, entry)
             self._owned.add(task_id)
         return entry
 
     def _transition(self, task_id: str, event_type: str, listener: str,
                     updates: dict[str, Any]) -> None:
         state = self._update(task_id, updates)
-        entry = self._entry(task_id)
-        entry.span.set_attribute(attrs.TASK_STATUS, state["status"])
-        if state.get("agentId"):
-            entry.span.set_attribute(attrs.TASK_AGENT_ID, str(state["agentId"]))
-        self._emit_record(entry, event_type, state_payload(state))
+        # The span keeps what the task was created with until it ends: the
+        # steps in between are the records' (task:created stays exact even when
+        # rebuilt from the ended span).
+        self._emit_record(self._entry(task_id), event_type, state)
         self._fire(listener, state)
 
-    def _finish(self, task_id: str, event_type: str, listener: str, status: TaskStatus,
+    def _finish(self, task_id: str, listener: str, status: TaskStatus,
                 fields: dict[str, Any]) -> None:
         self._progress.flush(task_id)  # a pending progress (the final 100 %) goes first
         state = self._update(task_id, {"status": status.value, **fields})
         entry = self._entry(task_id)
-        REGISTRY.pop("task", task_id)
+        self._spans.pop("task", task_id)
         self._owned.discard(task_id)
         outcome = status.value
         error = state.get("error") if status is TaskStatus.FAILED else None
+        # The final state (its status names the outcome event) on the span's end.
         self._end_span(
-            entry, event_type, state_payload(state), None,
+            entry,
             error=str(error) if error is not None else None,
             error_type="TaskFailed" if error is not None else None,
-            attributes={attrs.TASK_STATUS: outcome},
+            attributes=task_attributes(state),
         )
         labels = {"otel_sse.task.outcome": outcome}
         if state.get("type"):
-            labels[attrs.TASK_TYPE] = str(state["type"])
+            labels[n.TASK_TYPE] = str(state["type"])
         self._instruments.task_duration.record(time.monotonic() - entry.start, labels)
         self._instruments.task_outcomes.add(1, labels)
         self._progress.discard(task_id)
         self._fire(listener, state)
-
-    @staticmethod
-    def _span_attributes(state: Mapping[str, Any], event_type: str | None) -> dict[str, Any]:
-        span_attrs: dict[str, Any] = {attrs.KIND: "task", attrs.TASK_ID: state["taskId"],
-                                      attrs.TASK_STATUS: state["status"]}
-        for key, attr in (("name", attrs.TASK_NAME), ("type", attrs.TASK_TYPE),
-                          ("priority", attrs.TASK_PRIORITY), ("agentId", attrs.TASK_AGENT_ID)):
-            if state.get(key) is not None:
-                span_attrs[attr] = str(state[key])
-        if event_type is not None:
-            span_attrs[attrs.EVENT] = event_type
-            span_attrs[attrs.PAYLOAD] = dumps(state_payload(state))
-        return span_attrs

@@ -1,19 +1,20 @@
-"""OpenTelemetry processors that turn spans and log records into contract events."""
+"""OpenTelemetry processors that hand spans and log records to the conversion.
 
-from otel_sse.processors.bridge import SSEBridge, SSELogRecordProcessor, SSESpanProcessor
-from otel_sse.processors.convert import (
+Processors decide when (SDK hooks, a bounded hand-off to the server's loop);
+:mod:`otel_sse.convert` decides what (records -> contract events).
+"""
+
+from otel_sse.convert import (
+    LiveEvent,
+    LogRecordData,
+    SpanRecord,
     live_events,
     log_events,
     span_ended_events,
     span_started_events,
 )
-from otel_sse.processors.model import (
-    LiveEvent,
-    LogRecordData,
-    SpanRecord,
-    log_from_sdk,
-    span_from_sdk,
-)
+from otel_sse.processors.bridge import SSEBridge, SSELogRecordProcessor, SSESpanProcessor
+from otel_sse.processors.model import log_from_sdk, span_from_sdk
 from otel_sse.processors.sink import EventSink
 
 __all__ = [

@@ -24,15 +24,15 @@ from opentelemetry.context import Context, attach, detach, set_value
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from otel_sse.processors.convert import (
+from otel_sse.convert import (
     Event,
+    LiveEvent,
     live_events,
     log_events,
     span_ended_events,
     span_started_events,
 )
 from otel_sse.processors.model import (
-    LiveEvent,
     log_from_sdk,
     span_from_sdk,
     span_from_started,

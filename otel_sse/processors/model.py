@@ -1,73 +1,27 @@
-"""A plain intermediate form of spans and log records.
+"""SDK spans and log records -> the plain records of :mod:`otel_sse.convert.model`.
 
-The converters in :mod:`otel_sse.processors.convert` read only these classes,
-never SDK objects, so spans decoded from OTLP protobuf (another language's SDK,
-a future ingest gateway) go through exactly the same code as our own: write a
-``span_from_proto`` next to :func:`span_from_sdk` and nothing else changes.
+The conversion reads only those records, never SDK objects, so spans decoded
+from OTLP protobuf (:mod:`otel_sse.convert.otlp`) go through exactly the same
+code as our own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 
+from otel_sse.convert.model import LiveEvent, LogRecordData, SpanRecord
+
+__all__ = ["LiveEvent", "LogRecordData", "OtelSSELogRecord", "SpanRecord", "StartedSpan",
+           "attributes_dict", "log_from_sdk", "span_from_sdk", "span_from_started",
+           "started_snapshot"]
+
 _KINDS = {0: "internal", 1: "server", 2: "client", 3: "producer", 4: "consumer"}
 _STATUS_VALUES = {0: "unset", 1: "ok", 2: "error"}  # StatusCode.UNSET / OK / ERROR values
-
-
-@dataclass(slots=True)
-class SpanRecord:
-    """One span, started or ended. Times are Unix nanoseconds; ids are ints."""
-
-    trace_id: int
-    span_id: int
-    parent_span_id: int | None
-    name: str
-    kind: str
-    service_name: str
-    attributes: dict[str, Any]
-    start_time_ns: int
-    end_time_ns: int | None = None
-    status: str = "unset"
-    status_message: str | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    # Live-only payload fields (content kept out of exported telemetry); they
-    # travel on the Python object, so no exporter can ever see them.
-    live: Mapping[str, Any] | None = None
-
-
-@dataclass(slots=True)
-class LogRecordData:
-    """One log record (an event when ``event_name`` is set)."""
-
-    trace_id: int | None
-    span_id: int | None
-    parent_span_id: int | None
-    service_name: str
-    severity_text: str | None
-    severity_number: int | None
-    event_name: str | None
-    body: Any
-    attributes: dict[str, Any]
-    time_ns: int
-    live: Mapping[str, Any] | None = None
-
-
-@dataclass(slots=True)
-class LiveEvent:
-    """A contract event that exists only on the live stream (tokens not exported one by one)."""
-
-    event_type: str
-    data: dict[str, Any]
-    trace_id: int
-    span_id: int
-    parent_span_id: int | None
-    time_ns: int
 
 
 class OtelSSELogRecord(LogRecord):

@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import Logger
-from opentelemetry.metrics import Meter, MeterProvider, NoOpMeterProvider
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
@@ -39,42 +39,11 @@ from otel_sse.telemetry.config import TelemetryConfig
 from otel_sse.telemetry.deadline import Clock, Deadline, Job, run_in_thread, wait_all
 from otel_sse.telemetry.export import build_pipelines
 from otel_sse.telemetry.guard import ExportCounts, ExportGuard, ExportHealth, describe_losses
+from otel_sse.telemetry.instruments import Instruments as Instruments  # re-exported
 
 _log = logging.getLogger("otel_sse.telemetry")
 _VERSION = __version__
 _Provider = TypeVar("_Provider", TracerProvider, LoggerProvider, SDKMeterProvider)
-
-
-class Instruments:
-    """The metric instruments the emitters record to."""
-
-    def __init__(self, meter: Meter) -> None:
-        self.token_usage = meter.create_histogram(
-            attrs.METRIC_TOKEN_USAGE, unit="{token}",
-            description="Number of input and output tokens used",
-            explicit_bucket_boundaries_advisory=[float(b) for b in attrs.TOKEN_BUCKETS])
-        self.operation_duration = meter.create_histogram(
-            attrs.METRIC_OPERATION_DURATION, unit="s", description="GenAI operation duration",
-            explicit_bucket_boundaries_advisory=list(attrs.DURATION_BUCKETS))
-        self.time_to_first_chunk = meter.create_histogram(
-            attrs.METRIC_TIME_TO_FIRST_CHUNK, unit="s",
-            description="Time to receive the first chunk of a streamed response",
-            explicit_bucket_boundaries_advisory=list(attrs.DURATION_BUCKETS))
-        self.task_duration = meter.create_histogram(
-            attrs.METRIC_TASK_DURATION, unit="s", description="Task duration, created to finished",
-            explicit_bucket_boundaries_advisory=list(attrs.DURATION_BUCKETS))
-        self.task_outcomes = meter.create_counter(
-            attrs.METRIC_TASK_OUTCOMES, unit="{task}", description="Finished tasks by outcome")
-        self.task_tokens = meter.create_counter(
-            attrs.METRIC_TASK_TOKENS, unit="{token}", description="Tokens reported by task metrics")
-        self.agent_tokens = meter.create_gauge(
-            attrs.METRIC_AGENT_TOKENS, unit="{token}", description="Tokens an agent has processed")
-        self.agent_cpu = meter.create_gauge(
-            attrs.METRIC_AGENT_CPU, unit="%", description="Agent CPU usage")
-        self.agent_memory = meter.create_gauge(
-            attrs.METRIC_AGENT_MEMORY, unit="By", description="Agent memory usage")
-        self.agent_health = meter.create_gauge(
-            attrs.METRIC_AGENT_HEALTH, unit="1", description="Agent health score (0-100)")
 
 
 class Telemetry:
