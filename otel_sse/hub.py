@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from otel_sse.bus.fanout import Fanout, SlowClientPolicy, Subscriber
 from otel_sse.bus.log import EventLog, MemoryEventLog
+from otel_sse.bus.open_spans import LOCAL, TRACKED, OpenSpans
 from otel_sse.errors import EventFormatError, ServerError
 from otel_sse.wire.encoder import check_field, dumps, encode_event, iso_ms_from_epoch, iso_ms_now
 
@@ -41,6 +42,7 @@ class HubLimits:
     pending_events: int = 65_536
     pending_bytes: int = 64 * 1024 * 1024
     max_event_bytes: int = 4 * 1024 * 1024
+    open_spans: int = 10_000
 
 
 class _Direct(NamedTuple):
@@ -85,6 +87,8 @@ class EventHub:
                                                          limits.history_bytes)
         self.fanout = Fanout(self.log, limits.client_queue_size, limits.slow_client_policy,
                              limits.client_buffer_bytes)
+        # The work open now (snapshots for new subscribers, trace:completed, heartbeats).
+        self.spans = OpenSpans(limits.open_spans)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._pending: deque[_Pending] = deque()
@@ -141,12 +145,38 @@ class EventHub:
 
     def publish(self, event_type: str, data: Mapping[str, Any] | Any) -> int:
         """Same as ``broadcast({"event": event_type, "data": data})``."""
+        if type(event_type) is str and event_type in TRACKED and type(data) is dict \
+                and self.on_loop():
+            return self.publish_from(LOCAL, event_type, data)
         if type(event_type) is str and event_type:
             check_field("event name", event_type)
             return self._submit(_Broadcast(event_type, data_text(data,
                                                                  self.limits.max_event_bytes),
                                            None))
         return self.broadcast({"event": event_type, "data": data})
+
+    def publish_from(self, source: str, event_type: str, data: dict[str, Any]) -> int:
+        """``publish`` on the loop, for telemetry from ``source`` (a process sending
+        through the gateway; ``""``: this one): the open-work state sees it first, and
+        what it causes (``trace:completed``) follows it."""
+        check_field("event name", event_type)
+        follow = self.spans.observe(event_type, data, source) if event_type in TRACKED else ()
+        self.fanout.publish(event_type, data_text(data, self.limits.max_event_bytes))
+        self.published += 1
+        for follow_type, follow_data in follow:
+            self.fanout.publish(follow_type, data_text(follow_data, self.limits.max_event_bytes))
+            self.published += 1
+        return self.fanout.recipients(event_type)
+
+    def tick(self, heartbeat_after: float, stale_after: float) -> None:
+        """Periodic state events (on the loop): ``span:heartbeat`` for spans open longer
+        than ``heartbeat_after`` s, ``span:stale`` for those of sources silent for
+        ``stale_after`` s."""
+        for event_type, data in self.spans.stale(stale_after):
+            self.publish_from(LOCAL, event_type, data)
+        beat = self.spans.heartbeat(heartbeat_after)
+        if beat is not None:
+            self.publish_from(LOCAL, *beat)
 
     def send_to_client(self, client_id: str, message: Mapping[str, Any]) -> bool:
         """Send one event to one client, if its filters take the event's type.

@@ -360,12 +360,42 @@ _SERVER_SCHEMAS: dict[str, Schema] = {
     "shutdown": _event({}, {"reason": STRING}, telemetry=False),
 }
 
+# --------------------------------------------------------------------------- open work
+
+_OPEN_SPAN: Schema = _obj({"traceId": TRACE_ID, "spanId": SPAN_ID, "name": STRING,
+                           "elapsedMs": NON_NEG})
+_LIVE_STATE_SCHEMAS: dict[str, Schema] = {
+    "snapshot": _event(
+        {"openSpans": {"type": "integer", "minimum": 0},
+         "events": {"type": "array", "items": _obj({"event": NON_EMPTY, "data": OBJECT})}},
+        telemetry=False),
+    "trace:completed": _event(
+        {"traceId": TRACE_ID, "rootSpanId": SPAN_ID, "name": STRING, "durationMs": NON_NEG,
+         "spanCount": {"type": "integer", "minimum": 1},
+         "errorCount": {"type": "integer", "minimum": 0}},
+        {"serviceName": _NULLABLE_STRING,
+         "status": {"type": "string", "enum": ["unset", "ok", "error"]}},
+        telemetry=False),
+    "span:heartbeat": _event(
+        {"spans": {"type": "array", "items": _OPEN_SPAN},
+         "count": {"type": "integer", "minimum": 1}}, telemetry=False),
+    "span:stale": _event(
+        {"traceId": TRACE_ID, "spanId": SPAN_ID, "name": STRING, "reason": STRING},
+        {"serviceName": _NULLABLE_STRING}, telemetry=False),
+    "metric": _event(
+        {"serviceName": STRING, "name": NON_EMPTY, "kind": STRING,
+         "points": {"type": "array", "items": OBJECT}, "truncated": {"type": "boolean"}},
+        {"scope": _NULLABLE_STRING, "description": _NULLABLE_STRING, "unit": _NULLABLE_STRING,
+         "time": {"anyOf": [TIME_US, {"type": "null"}]}}, telemetry=False),
+}
+
 SCHEMAS: dict[str, Schema] = {
     **_TASK_SCHEMAS,
     **_AGENT_SCHEMAS,
     **_LLM_SCHEMAS,
     **_TELEMETRY_SCHEMAS,
     **_SERVER_SCHEMAS,
+    **_LIVE_STATE_SCHEMAS,
 }
 
 _VALIDATORS: dict[str, Draft202012Validator] = {}

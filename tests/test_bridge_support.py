@@ -55,12 +55,20 @@ KEYS: dict[str, tuple[set[str], set[str]]] = {
             {"traceId", "spanId", "eventName"}),
 }
 SEED_TYPES = {t for t in KEYS if t not in ("span:started", "span:ended", "log")}
+# What the server derives from the open work (not made by an emitter).
+DERIVED_KEYS: dict[str, tuple[set[str], set[str]]] = {
+    "trace:completed": ({"traceId", "rootSpanId", "name", "durationMs", "spanCount",
+                         "errorCount", "timestamp"}, {"serviceName", "status"}),
+    "span:heartbeat": ({"spans", "count", "timestamp"}, set()),
+    "span:stale": ({"traceId", "spanId", "name", "reason", "timestamp"}, {"serviceName"}),
+}
 
 
 def check_event(event_type: str, data: Mapping[str, Any]) -> None:
     """Exact payload keys (required present, nothing unknown), valid ids."""
-    assert event_type in KEYS, f"unknown event type {event_type!r}"
-    required, optional = KEYS[event_type]
+    known = KEYS.get(event_type) or DERIVED_KEYS.get(event_type)
+    assert known is not None, f"unknown event type {event_type!r}"
+    required, optional = known
     keys = set(data)
     assert required <= keys, f"{event_type}: missing {sorted(required - keys)} in {data}"
     unexpected = sorted(keys - required - optional)
@@ -68,6 +76,7 @@ def check_event(event_type: str, data: Mapping[str, Any]) -> None:
     if "traceId" in data:
         assert isinstance(data["traceId"], str) and len(data["traceId"]) == 32
         assert int(data["traceId"], 16) != 0
+    if "spanId" in data:
         assert isinstance(data["spanId"], str) and len(data["spanId"]) == 16
         assert int(data["spanId"], 16) != 0
         parent = data.get("parentSpanId")

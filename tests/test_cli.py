@@ -11,13 +11,14 @@ import sys
 import pytest
 
 from otel_sse.cli import build_parser, main
+from otel_sse.cli.serve import server_config
 from tests.conftest import free_port
 
 
 def test_parser_knows_the_commands() -> None:
     parser = build_parser()
     assert parser.parse_args(["serve", "--port", "0"]).command == "serve"
-    assert parser.parse_args(["demo"]).port == 3000
+    assert server_config(parser.parse_args(["demo"]), environ={}).port == 3000
     assert parser.parse_args(["tail", "--filters", "task:*"]).filters == "task:*"
     with pytest.raises(SystemExit):
         parser.parse_args(["nope"])

@@ -195,13 +195,30 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "stream:gap": {"requestedId": "r1-5", "oldestId": "r2-1", "missed": None, "timestamp": TS},
     "shutdown": {"reason": "server stopping", "timestamp": TS},
+    "snapshot": {"openSpans": 1, "events": [{"event": "span:started", "data": {
+        "traceId": IDS["traceId"], "spanId": IDS["spanId"], "name": "task fix"}}],
+        "timestamp": TS},
+    "trace:completed": {"traceId": IDS["traceId"], "rootSpanId": IDS["spanId"],
+                        "name": "invoke_agent coder", "serviceName": "agents",
+                        "durationMs": 1520.5, "spanCount": 7, "errorCount": 1,
+                        "status": "error", "timestamp": TS},
+    "span:heartbeat": {"spans": [{"traceId": IDS["traceId"], "spanId": IDS["spanId"],
+                                  "name": "task fix", "elapsedMs": 31000}], "count": 1,
+                       "timestamp": TS},
+    "span:stale": {"traceId": IDS["traceId"], "spanId": IDS["spanId"], "name": "task fix",
+                   "serviceName": "agents", "reason": "its source sent nothing for 30 s",
+                   "timestamp": TS},
+    "metric": {"serviceName": "agents", "scope": "otel_sse", "name": "gen_ai.client.token.usage",
+               "description": None, "unit": "{token}", "kind": "histogram",
+               "points": [{"attributes": {}, "count": 2, "sum": 30}], "truncated": False,
+               "time": "2026-01-01T00:00:00.000000Z", "timestamp": TS},
 }
 
 
 def test_every_type_has_a_schema_and_a_sample() -> None:
     assert event_types() == sorted(VALID)
     assert set(SCHEMAS) == set(VALID)
-    assert len(event_types()) == 10 + 14 + 7 + 3 + 3
+    assert len(event_types()) == 10 + 14 + 7 + 3 + 3 + 5
 
 
 @pytest.mark.parametrize("event_type", sorted(VALID))
@@ -253,7 +270,8 @@ def test_bad_ids_fail(event_type: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "event_type", [t for t in sorted(VALID) if t.split(":")[0] in ("task", "agent", "llm", "span")]
+    "event_type", [t for t in sorted(VALID) if t.split(":")[0] in ("task", "agent", "llm", "span")
+                   and t not in ("span:heartbeat", "span:stale")]  # about spans, of none
 )
 def test_telemetry_events_require_span_ids(event_type: str) -> None:
     assert {"traceId", "spanId", "parentSpanId", "timestamp"} <= set(

@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from otel_sse._version import __version__
 from otel_sse.cli.runner import run
-from otel_sse.cli.serve import add_server_arguments, serve, server_options
+from otel_sse.cli.serve import add_server_arguments, serve, server_config
 from otel_sse.cli.tail import add_tail_arguments, tail
 from otel_sse.errors import OtelSSEError
 
@@ -15,18 +16,21 @@ from otel_sse.errors import OtelSSEError
 async def _demo(args: argparse.Namespace) -> int:
     from otel_sse.cli.demo import run_demo
 
-    return await run_demo(server_options(args), duration=args.duration,
-                          otlp_endpoint=args.otlp_endpoint, rate=args.rate)
+    config = server_config(args, host=args.host or "127.0.0.1")
+    return await run_demo(config, duration=args.duration, otlp_endpoint=args.otlp_endpoint,
+                          rate=args.rate)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-sse", description="Live Server-Sent Events for AI agent telemetry.")
+    parser.add_argument("--version", action="version", version=f"otel-sse {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run an SSE server")
-    add_server_arguments(serve_parser, None)
+    serve_parser = commands.add_parser(
+        "serve", help="run the gateway: event stream, OTLP ingest, dashboard")
+    add_server_arguments(serve_parser)
     demo = commands.add_parser("demo", help="run a server with a simulated agent team")
-    add_server_arguments(demo, 3000)
+    add_server_arguments(demo)
     demo.add_argument("--otlp-endpoint", default=None,
                       help="also export the telemetry over OTLP (e.g. http://localhost:4317)")
     demo.add_argument("--rate", type=float, default=1.0, help="speed factor of the scenario")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
 
 from otel_sse.cli.demo_team import run_team
 from otel_sse.cli.runner import stop_event
-from otel_sse.server import SSEServer
+from otel_sse.server import ServerConfig, SSEServer
 
 
 def _banner(server: SSEServer, otlp_endpoint: str | None) -> str:
@@ -29,12 +28,10 @@ def _banner(server: SSEServer, otlp_endpoint: str | None) -> str:
     return "\n".join(lines)
 
 
-async def run_demo(server_options: dict[str, Any], duration: float | None = None,
+async def run_demo(config: ServerConfig, duration: float | None = None,
                    otlp_endpoint: str | None = None, rate: float = 1.0) -> int:
     stop = stop_event()
-    options = {k: v for k, v in server_options.items() if v is not None}
-    options.setdefault("host", "127.0.0.1")
-    server = SSEServer(**options)
+    server = SSEServer(config=config)
     await server.start()
     endpoint = otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     print(_banner(server, endpoint), flush=True)

@@ -1,41 +1,119 @@
-"""``otel-sse serve``: the server on its own."""
+"""``otel-sse serve``: the gateway.
+
+Settings come from flags, then ``OTEL_SSE_*`` variables, then a TOML file
+(``--config``), then the defaults; ``--help`` shows each default and variable.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from otel_sse.cli.runner import stop_event, wait_until
+from otel_sse.errors import ConfigError
+from otel_sse.server.config import ServerConfig
+
+DEFAULT_GRPC_PORT = 4319
+_DEFAULTS = {f.name: f.default for f in fields(ServerConfig)}
 
 
-def server_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "port": args.port, "host": args.host, "http2": args.http2 or None,
-        "cert_path": args.cert, "key_path": args.key,
-        "compression": False if args.no_compression else None,
-        "max_clients": args.max_clients,
-    }
+def _help(text: str, name: str, default: object = None) -> str:
+    shown = _DEFAULTS.get(name) if default is None else default
+    shown_text = "none" if shown in (None, ()) else shown
+    return f"{text} (default: {shown_text}; env {ServerConfig.env_name(name)})"
 
 
-def add_server_arguments(parser: argparse.ArgumentParser, port: int | None) -> None:
-    parser.add_argument("--host", default=None, help="bind address (default localhost)")
-    parser.add_argument("--port", type=int, default=port, help="port (0 picks a free one)")
-    parser.add_argument("--http2", action="store_true", help="HTTP/2 over TLS (needs --cert/--key)")
-    parser.add_argument("--cert", default=None, help="TLS certificate (PEM)")
-    parser.add_argument("--key", default=None, help="TLS private key (PEM)")
-    parser.add_argument("--no-compression", action="store_true")
-    parser.add_argument("--max-clients", type=int, default=None)
-    parser.add_argument("--duration", type=float, default=None,
-                        help="stop after this many seconds (default: until Ctrl-C)")
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of a command that runs a server (serve, demo)."""
+    add = parser.add_argument
+    add("--config", type=Path, default=None, metavar="FILE",
+        help="a TOML file of server settings (the ServerConfig field names)")
+    add("--host", help=_help("bind address; a non-loopback one needs a token", "host"))
+    add("--port", type=int, help=_help("HTTP port (0 picks a free one)", "port"))
+    add("--grpc-port", type=int,
+        help=_help("OTLP/gRPC ingest port (0 picks a free one)", "grpc_port", DEFAULT_GRPC_PORT))
+    add("--no-grpc", action="store_true", help="no OTLP/gRPC ingest")
+    add("--token", help=_help("subscribers (and producers, unless --producer-token) must send "
+                              "Authorization: Bearer TOKEN", "token"))
+    add("--token-file", type=Path, help=_help("read the token from this file", "token_file"))
+    add("--producer-token",
+        help=_help("a separate token for OTLP ingest and POST /v1/events", "producer_token"))
+    add("--producer-token-file", type=Path,
+        help=_help("read the producer token from this file", "producer_token_file"))
+    add("--insecure-no-auth", action="store_true", default=None,
+        help=_help("allow a non-loopback bind without a token (a trusted network only)",
+                   "insecure_no_auth"))
+    add("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
+        help=_help("allow this origin cross-origin access; repeatable; * for any",
+                   "cors_origins"))
+    add("--allowed-host", action="append", dest="allowed_hosts", metavar="HOST",
+        help=_help("accept requests naming this host besides loopback ones; repeatable",
+                   "allowed_hosts"))
+    add("--jaeger-url", help=_help("where the dashboard links traces", "jaeger_url"))
+    add("--http2", action="store_true", default=None,
+        help=_help("HTTP/2 over TLS (needs --cert/--key)", "http2"))
+    add("--cert", dest="cert_path", help=_help("TLS certificate (PEM)", "cert_path"))
+    add("--key", dest="key_path", help=_help("TLS private key (PEM)", "key_path"))
+    add("--no-compression", action="store_true", help="never compress streams")
+    add("--max-clients", type=int, help=_help("stream subscribers at most", "max_clients"))
+    add("--history-size", type=int, help=_help("events kept for replay", "history_size"))
+    add("--duration", type=float, default=None,
+        help="stop after this many seconds (default: until Ctrl-C)")
+
+
+def server_config(args: argparse.Namespace, environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> ServerConfig:
+    """The ServerConfig the flags, the environment (``environ``, default ``os.environ``)
+    and ``--config`` give."""
+    file: dict[str, Any] = {"grpc_port": DEFAULT_GRPC_PORT}
+    if args.config is not None:
+        try:
+            loaded = tomllib.loads(args.config.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"--config: cannot read {str(args.config)!r}: "
+                              f"{exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config: {str(args.config)!r} is not valid TOML: {exc}") from None
+        file.update(loaded.get("server", loaded))
+    if args.no_grpc:
+        file["grpc_port"] = None
+    flags = {name: getattr(args, name, None) for name in (
+        "host", "port", "grpc_port", "token", "token_file", "producer_token",
+        "producer_token_file", "insecure_no_auth", "cors_origins", "allowed_hosts",
+        "jaeger_url", "http2", "cert_path", "key_path", "max_clients", "history_size")}
+    if args.no_compression:
+        flags["compression"] = False
+    if args.no_grpc:
+        flags.pop("grpc_port")
+    return ServerConfig.build(file=file, environ=environ, **{**flags, **overrides})
+
+
+def banner(url: str, config: ServerConfig, grpc_port: int | None) -> str:
+    """Where to look: the stream, the dashboard, ingest, and how to tail it."""
+    token = " --token $OTEL_SSE_TOKEN" if config.token else ""
+    page = f"{url}/dashboard" + ("#token=<your token>" if config.token else "")
+    lines = [f"otel-sse serving {url}/events",
+             f"  dashboard:  {page}",
+             f"  tail:       {sys.executable} -m otel_sse tail {url}/events{token}",
+             f"  OTLP/HTTP:  {url}/v1/traces, /v1/logs, /v1/metrics"]
+    if grpc_port is not None:
+        lines.append(f"  OTLP/gRPC:  {url.rsplit(':', 1)[0]}:{grpc_port}")
+    lines.append(f"  traces:     {config.jaeger_url}")
+    return "\n".join(lines)
 
 
 async def serve(args: argparse.Namespace) -> int:
     from otel_sse.server import SSEServer
 
     stop = stop_event()
-    server = SSEServer(**server_options(args))
+    server = SSEServer(config=server_config(args))
     await server.start()
-    print(f"otel-sse serving {server.url}/events", flush=True)
+    print(banner(server.url, server.config, server.grpc_port), flush=True)
     try:
         await wait_until(stop, args.duration)
     finally:

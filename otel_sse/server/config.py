@@ -75,6 +75,13 @@ class ServerConfig:
     # OTLP/gRPC ingest on a port of its own (None: off). The CLI's default, 4319,
     # sits beside a collector's 4317/4318 without taking either.
     grpc_port: int | None = None
+    # The live dashboard at / (browsers) and /dashboard, linking traces to Jaeger.
+    dashboard: bool = True
+    jaeger_url: str = "http://localhost:16686"
+    # Spans open longer than this get a span:heartbeat event each interval; spans of a
+    # gateway source silent for stale_after are reported span:stale.
+    heartbeat_interval: float = 15.0
+    stale_after: float = 30.0
     history_size: int = 10_000
     history_bytes: int = 64 * 1024 * 1024
     client_queue_size: int = 2_000
@@ -127,7 +134,7 @@ class ServerConfig:
             if type(value) is not int or value < low:
                 raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
         for name in ("keep_alive_interval", "shutdown_timeout", "idle_timeout",
-                     "request_timeout", "session_ttl"):
+                     "request_timeout", "session_ttl", "heartbeat_interval", "stale_after"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {value!r}")

@@ -14,19 +14,28 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otel_sse.bus.fanout import Fanout, control_frame
 from otel_sse.bus.log import EventLog
+from otel_sse.dashboard import DashboardRoute
 from otel_sse.errors import ConfigError, ServerError
 from otel_sse.hub import EventHub
+from otel_sse.ingest.core import Ingest
+from otel_sse.ingest.decode import Signal
+from otel_sse.ingest.http import OtlpHttpRoute
+from otel_sse.server.auth import Access
 from otel_sse.server.config import ServerConfig
 from otel_sse.server.connection import Connection
 from otel_sse.server.layer import ConnectionLayer
 from otel_sse.server.listener import Listener
+from otel_sse.server.publish import PublishRoute
 from otel_sse.server.routes import Router
 from otel_sse.server.stream import StreamRoute
 from otel_sse.wire.encoder import encode_comment, iso_ms_now
+
+if TYPE_CHECKING:
+    from otel_sse.ingest.grpc import GrpcIngest
 
 
 class SSEServer:
@@ -73,11 +82,28 @@ class SSEServer:
         self.clock = clock
         self.stream_route = StreamRoute(self.hub, config, accepting=lambda: not self.stopping)
         self.router = Router(config, self.stream_route, self.health)
+        self.ingest = Ingest(self.hub, config.ingest_inflight_bytes)
+        self._routes(config)
         self.layer = ConnectionLayer(config, self.router, clock)
         self._listeners: list[Listener] = []
+        self._grpc: GrpcIngest | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._port: int | None = None
         self.stopping = False
+
+    def _routes(self, config: ServerConfig) -> None:
+        router = self.router
+        signals: tuple[Signal, ...] = ("traces", "logs", "metrics")
+        for signal in signals:
+            router.add(f"/v1/{signal}", ("POST",), Access.PRODUCE, OtlpHttpRoute(
+                self.ingest, signal, config.max_body_bytes, config.max_decompressed_bytes))
+        router.add("/v1/events", ("POST",), Access.PRODUCE, PublishRoute(
+            self.hub, config.max_body_bytes, config.max_decompressed_bytes))
+        if config.dashboard:
+            page = DashboardRoute(config.jaeger_url)
+            router.add("/dashboard", ("GET", "HEAD"), Access.PUBLIC, page)
+            router.add("/dashboard/", ("GET", "HEAD"), Access.PUBLIC, page, prefix=True)
+            router.set_page(("GET", "HEAD"), Access.PUBLIC, page)
 
     # -- what the hub does (the contract's API) ---------------------------------
 
@@ -155,7 +181,33 @@ class SSEServer:
         ]
         for listener in self._listeners:
             listener.start()
+        if self.config.grpc_port is not None:
+            self._start_grpc(loop)
         self._maintenance = asyncio.create_task(self._maintain(), name="otel-sse-maintenance")
+
+    @property
+    def grpc_port(self) -> int | None:
+        """The OTLP/gRPC port (None when off or not started)."""
+        return self._grpc.port if self._grpc is not None else None
+
+    def _start_grpc(self, loop: asyncio.AbstractEventLoop) -> None:
+        from otel_sse.ingest.grpc import GrpcIngest, server_credentials
+
+        config = self.config
+        credentials = (server_credentials(str(config.cert_path), str(config.key_path))
+                       if config.tls else None)
+        grpc = GrpcIngest(self.ingest, loop, config.ingest_token, config.max_body_bytes,
+                          credentials)
+        host = config.host or "0.0.0.0"
+        try:
+            grpc.start(host, config.grpc_port or 0)
+        except ServerError:
+            for listener in self._listeners:
+                listener.close()
+            self._listeners = []
+            self.hub.unbind()
+            raise
+        self._grpc = grpc
 
     def _tls_context(self) -> ssl.SSLContext:
         for label, path in (("cert_path", self.config.cert_path),
@@ -237,6 +289,9 @@ class SSEServer:
         while self.layer.live and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         self.layer.abort_all()
+        if self._grpc is not None:
+            grpc, self._grpc = self._grpc, None
+            await asyncio.to_thread(grpc.stop, min(0.5, timeout / 3))
         if self._maintenance is not None:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -249,12 +304,16 @@ class SSEServer:
         interval = self.config.keep_alive_interval
         tick = min(0.25, interval)
         next_keep_alive = time.monotonic() + interval
-        fanout, layer = self.hub.fanout, self.layer
+        fanout, layer, hub, config = self.hub.fanout, self.layer, self.hub, self.config
+        next_beat = time.monotonic() + config.heartbeat_interval
         while True:
             await asyncio.sleep(tick)
             fanout.sweep()
             layer.sweep()
             now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + config.heartbeat_interval
+                hub.tick(config.heartbeat_interval, config.stale_after)
             if now >= next_keep_alive:
                 next_keep_alive = now + interval
                 fanout.keep_alive(encode_comment(f"keep-alive {int(time.time() * 1000)}"),
@@ -275,6 +334,9 @@ class SSEServer:
             "connections": len(self.layer.live),
             **self.layer.stats.as_dict(),
             "outOfDescriptors": sum(listener.episodes for listener in self._listeners),
+            **self.ingest.stats.as_dict(),
+            "openSpans": len(self.hub.spans.spans),
+            "tracesCompleted": self.hub.spans.completed,
         }
 
     def health(self) -> dict[str, object]:

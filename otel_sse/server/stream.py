@@ -137,12 +137,27 @@ class StreamRoute:
             "clientId": sub.client_id, "serverTime": now, "lastEventId": requested,
             "timestamp": now,
         })
-        if requested and resume_seq is None:
+        gap = bool(requested) and resume_seq is None
+        if gap:
             # Another run's id, or one past what this log holds: say so, then replay it all.
             greeting += fanout.gap_frame(requested, None)
             sub.cursor = history.first_seq - 1
+        if not requested or gap:
+            # What is running now, for a client that does not resume from a known point.
+            greeting += self._snapshot(event_filter)
         # Queued before everything after its cursor, so it is written first.
         sub.direct.append((sub.cursor, greeting))
         sub.direct_bytes = len(greeting)
         self.opened += 1
         return EventStream(fanout, sub, headers)
+
+    def _snapshot(self, event_filter: EventFilter) -> bytes:
+        spans = self.hub.spans
+        if not spans.spans:
+            return b""
+        snapshot = spans.snapshot()
+        if not event_filter.matches_all:
+            snapshot["events"] = [e for e in snapshot["events"] if event_filter(e["event"])]
+            if not snapshot["events"] and not event_filter("snapshot"):
+                return b""
+        return control_frame("snapshot", snapshot)
