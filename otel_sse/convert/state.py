@@ -82,7 +82,7 @@ class StateCodec:
                 attributes[field[0]] = field[1](value)
                 continue
             group = groups.get(key)
-            if group is not None and isinstance(value, Mapping):
+            if group is not None and (type(value) is dict or isinstance(value, Mapping)):
                 for sub, sub_value in value.items():
                     entry = group.get(sub)
                     if entry is not None and sub_value is not None:

@@ -32,6 +32,9 @@ _PRIMITIVES = (str, bool, int, float)
 def scalar(value: Any) -> Any:
     """A primitive as itself; a datetime as ISO 8601 UTC with milliseconds (as on
     the wire); a list of one primitive type as an array; anything else as JSON text."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool:
+        return value
     if isinstance(value, _PRIMITIVES):
         return value
     if isinstance(value, Enum):
