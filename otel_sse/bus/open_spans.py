@@ -71,6 +71,9 @@ class OpenSpans:
         self.spans: OrderedDict[str, _Span] = OrderedDict()
         self.traces: OrderedDict[str, _Trace] = OrderedDict()
         self.sources: dict[str, float] = {}
+        # Opening events published just before their span's ``span:started`` (the
+        # conversion gives a span's task/agent/LLM event first): a few, briefly.
+        self._early: OrderedDict[str, list[Event]] = OrderedDict()
         self.forgotten = 0
         self.completed = 0
 
@@ -91,6 +94,10 @@ class OpenSpans:
             return self._close(span_id, data)
         span = self.spans.get(span_id)
         if span is None:
+            if event_type in OPENING:
+                self._early.setdefault(span_id, []).append((event_type, data))
+                if len(self._early) > 64:
+                    self._early.popitem(last=False)
             return []
         if event_type == "llm:token":
             token = data.get("token")
@@ -107,6 +114,8 @@ class OpenSpans:
 
     def _open(self, span_id: str, data: dict[str, Any], source: str) -> None:
         self.spans[span_id] = _Span(data, source, self.clock())
+        for event_type, early in self._early.pop(span_id, ()):
+            self.observe(event_type, early, source)
         trace_id = data.get("traceId")
         if isinstance(trace_id, str):
             trace = self.traces.get(trace_id)
