@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from otel_sse.convert import names as n
+import otel_sse.convert.names as n
 from otel_sse.convert.model import Event, LiveEvent, LogRecordData, SpanRecord
 from otel_sse.convert.records import record_payload
 from otel_sse.convert.spans import MARKERS, Seed, classify, ended_seeds, started_seeds

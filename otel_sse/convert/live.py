@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from otel_sse.convert import llm
-from otel_sse.convert import messages as msg
-from otel_sse.convert import names as n
+import otel_sse.convert.llm as llm
+import otel_sse.convert.messages as msg
+import otel_sse.convert.names as n
 from otel_sse.convert.model import LiveEvent, LogRecordData
 from otel_sse.convert.records import record_fields
 from otel_sse.wire.encoder import dumps

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from otel_sse.convert import messages as msg
-from otel_sse.convert import names as n
+import otel_sse.convert.messages as msg
+import otel_sse.convert.names as n
 from otel_sse.convert.values import (
     error_text,
     error_value,

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from otel_sse.convert import llm
-from otel_sse.convert import names as n
+import otel_sse.convert.llm as llm
+import otel_sse.convert.names as n
 from otel_sse.convert.state import agent_attributes, agent_state, task_attributes, task_state
 from otel_sse.convert.values import from_json_text, json_text, scalar
 

@@ -35,9 +35,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from otel_sse.convert import llm
-from otel_sse.convert import messages as msg
-from otel_sse.convert import names as n
+import otel_sse.convert.llm as llm
+import otel_sse.convert.messages as msg
+import otel_sse.convert.names as n
 from otel_sse.convert.model import SpanRecord
 from otel_sse.convert.state import agent_state, task_created, task_state
 from otel_sse.convert.values import error_value, from_json_text, hex_span, ms_between

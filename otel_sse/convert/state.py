@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from otel_sse.convert import names as n
+import otel_sse.convert.names as n
 from otel_sse.convert.values import (
     error_text,
     error_value,

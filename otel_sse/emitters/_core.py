@@ -19,8 +19,8 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
+import otel_sse.convert.names as n
 from otel_sse.convert import LiveEvent
-from otel_sse.convert import names as n
 from otel_sse.convert.records import record_fields
 from otel_sse.processors.bridge import SSEBridge, set_live
 from otel_sse.processors.model import OtelSSELogRecord

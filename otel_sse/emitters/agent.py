@@ -22,7 +22,7 @@ from typing import Any, Unpack
 
 from opentelemetry.trace import Link, SpanKind
 
-from otel_sse.convert import names as n
+import otel_sse.convert.names as n
 from otel_sse.convert.state import agent_attributes
 from otel_sse.emitters._core import (
     Emitter,

@@ -18,8 +18,8 @@ from typing import Any, Unpack
 
 from opentelemetry.trace import SpanKind
 
-from otel_sse.convert import llm as codec
-from otel_sse.convert import names as n
+import otel_sse.convert.llm as codec
+import otel_sse.convert.names as n
 from otel_sse.emitters._core import (
     REDACTED,
     Emitter,

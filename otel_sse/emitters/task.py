@@ -15,7 +15,7 @@ from typing import Any, Unpack
 
 from opentelemetry.trace import SpanKind
 
-from otel_sse.convert import names as n
+import otel_sse.convert.names as n
 from otel_sse.convert.state import task_attributes
 from otel_sse.emitters._core import (
     Emitter,

@@ -16,8 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from opentelemetry.metrics import Meter
 
-from otel_sse.convert import names as n
-from otel_sse.telemetry import attrs
+import otel_sse.convert.names as n
+import otel_sse.telemetry.attrs as attrs
 
 E = TypeVar("E")
 

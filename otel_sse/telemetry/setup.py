@@ -31,10 +31,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
+import otel_sse.telemetry.attrs as attrs
 from otel_sse._version import __version__
 from otel_sse.env import positive_seconds
 from otel_sse.processors.bridge import SSEBridge, SSELogRecordProcessor, SSESpanProcessor
-from otel_sse.telemetry import attrs
 from otel_sse.telemetry.config import TelemetryConfig
 from otel_sse.telemetry.deadline import Clock, Deadline, Job, run_in_thread, wait_all
 from otel_sse.telemetry.export import build_pipelines
