@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,11 +69,14 @@ async def test_demo_streams_a_realistic_mix() -> None:
 
 def test_serve_stops_on_sigterm() -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "otel_sse.cli", "serve", "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "otel_sse", "serve", "--host", "127.0.0.1",
+                             "--port", str(port), "--grpc-port", "0"],
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         assert f"127.0.0.1:{port}/events" in proc.stdout.readline()
+        banner = [proc.stdout.readline() for _ in range(5)]
+        assert any("OTLP/gRPC:  http://127.0.0.1:" in line for line in banner), banner
         proc.terminate()
         assert proc.wait(timeout=10) == 0
     finally:
@@ -101,3 +105,35 @@ async def test_tail_prints_filtered_events_as_json() -> None:
     lines = [json.loads(line) for line in out.decode().splitlines()]
     assert [line["event"] for line in lines] == ["task:created", "task:completed"]
     assert lines[0]["data"]["taskId"] == "t1" and lines[0]["id"]
+
+
+def test_help_shows_defaults_and_variables(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for expected in ("default: 3000; env OTEL_SSE_PORT", "default: localhost; env OTEL_SSE_HOST",
+                     "default: 4319; env OTEL_SSE_GRPC_PORT", "env OTEL_SSE_TOKEN",
+                     "default: http://localhost:16686; env OTEL_SSE_JAEGER_URL"):
+        assert expected in text
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("otel-sse 0.")
+
+
+def test_flags_then_environment_then_file(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "otel-sse.toml"
+    config.write_text('[server]\nport = 4100\nmax_clients = 9\nhistory_size = 50\n')
+    monkeypatch.setenv("OTEL_SSE_MAX_CLIENTS", "7")
+    args = build_parser().parse_args(["serve", "--config", str(config), "--history-size", "60"])
+    built = server_config(args)
+    assert (built.port, built.max_clients, built.history_size) == (4100, 7, 60)
+    config.write_text("port = [")
+    assert main(["serve", "--config", str(config)]) == 2
+
+
+def test_a_public_bind_without_a_token_refuses_to_start(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0", "--no-grpc"]) == 2
+    error = capsys.readouterr().err
+    assert "--insecure-no-auth" in error and error.count("\n") == 1

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="run the gateway: event stream, OTLP ingest, dashboard")
     add_server_arguments(serve_parser)
     demo = commands.add_parser("demo", help="run a server with a simulated agent team")
-    add_server_arguments(demo)
+    add_server_arguments(demo, grpc_port=None)
     demo.add_argument("--otlp-endpoint", default=None,
                       help="also export the telemetry over OTLP (e.g. http://localhost:4317)")
     demo.add_argument("--rate", type=float, default=1.0, help="speed factor of the scenario")

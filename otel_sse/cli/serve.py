@@ -7,6 +7,7 @@ Settings come from flags, then ``OTEL_SSE_*`` variables, then a TOML file
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -28,15 +29,19 @@ def _help(text: str, name: str, default: object = None) -> str:
     return f"{text} (default: {shown_text}; env {ServerConfig.env_name(name)})"
 
 
-def add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of a command that runs a server (serve, demo)."""
+def add_server_arguments(parser: argparse.ArgumentParser,
+                         grpc_port: int | None = DEFAULT_GRPC_PORT) -> None:
+    """The flags of a command that runs a server (serve, demo); ``grpc_port``: the
+    command's default OTLP/gRPC port (None: off unless asked for)."""
+    parser.set_defaults(default_grpc_port=grpc_port)
     add = parser.add_argument
     add("--config", type=Path, default=None, metavar="FILE",
         help="a TOML file of server settings (the ServerConfig field names)")
     add("--host", help=_help("bind address; a non-loopback one needs a token", "host"))
     add("--port", type=int, help=_help("HTTP port (0 picks a free one)", "port"))
     add("--grpc-port", type=int,
-        help=_help("OTLP/gRPC ingest port (0 picks a free one)", "grpc_port", DEFAULT_GRPC_PORT))
+        help=_help("OTLP/gRPC ingest port (0 picks a free one)", "grpc_port",
+                   grpc_port or "off"))
     add("--no-grpc", action="store_true", help="no OTLP/gRPC ingest")
     add("--token", help=_help("subscribers (and producers, unless --producer-token) must send "
                               "Authorization: Bearer TOKEN", "token"))
@@ -70,7 +75,7 @@ def server_config(args: argparse.Namespace, environ: Mapping[str, str] | None = 
                   **overrides: Any) -> ServerConfig:
     """The ServerConfig the flags, the environment (``environ``, default ``os.environ``)
     and ``--config`` give."""
-    file: dict[str, Any] = {"grpc_port": DEFAULT_GRPC_PORT}
+    file: dict[str, Any] = {"grpc_port": getattr(args, "default_grpc_port", DEFAULT_GRPC_PORT)}
     if args.config is not None:
         try:
             loaded = tomllib.loads(args.config.read_text(encoding="utf-8"))
@@ -110,6 +115,8 @@ def banner(url: str, config: ServerConfig, grpc_port: int | None) -> str:
 async def serve(args: argparse.Namespace) -> int:
     from otel_sse.server import SSEServer
 
+    # gRPC's own logger would print a port conflict before our one-line error does.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     stop = stop_event()
     server = SSEServer(config=server_config(args))
     await server.start()
