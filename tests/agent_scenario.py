@@ -92,7 +92,11 @@ class Workload:
         for thread in threads:
             thread.start()
         await in_asyncio(2)
-        await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join() for t in threads])
+        def join() -> None:
+            for thread in threads:
+                thread.join()
+
+        await asyncio.get_running_loop().run_in_executor(None, join)
 
     def run_sequential(self) -> None:
         """The same work on this thread, one task after another: its telemetry has

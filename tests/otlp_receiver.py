@@ -28,8 +28,8 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped]
-from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError, Message
+from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -186,12 +186,14 @@ class OtlpReceiverBase:
 
     def _store(self, signal: Signal, request: Message) -> None:
         with self._lock:
-            if signal == "traces":
+            if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
                 self._trace_requests.append(request)
-            elif signal == "logs":
+            elif isinstance(request, logs_service_pb2.ExportLogsServiceRequest):
                 self._log_requests.append(request)
-            else:
+            elif isinstance(request, metrics_service_pb2.ExportMetricsServiceRequest):
                 self._metric_requests.append(request)
+            else:
+                raise TypeError(f"not an OTLP {signal} request: {type(request).__name__}")
 
     def clear(self) -> None:
         with self._lock:

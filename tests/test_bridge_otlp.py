@@ -67,10 +67,10 @@ async def _run_and_compare(receiver: OtlpReceiverBase, protocol: str) -> None:
                   "llm:tool:result", "agent:spawned"}
     for event_type, data in frames:
         if event_type in span_types:
-            span = spans.get(data["spanId"])
-            assert span is not None, (event_type, data)
-            assert data["traceId"] == span["trace_id"]
-            assert data["parentSpanId"] == span["parent_span_id"]
+            exported = spans.get(data["spanId"])
+            assert exported is not None, (event_type, data)
+            assert data["traceId"] == exported["trace_id"]
+            assert data["parentSpanId"] == exported["parent_span_id"]
 
     # Names and numbers agree.
     seed = defaultdict(list)
@@ -145,7 +145,8 @@ async def test_outage_keeps_app_fast_and_stream_complete(
     protocol: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    receiver: OtlpReceiverBase = OtlpGrpcReceiver() if protocol == "grpc" else OtlpHttpReceiver()
+    receiver: OtlpGrpcReceiver | OtlpHttpReceiver = (
+        OtlpGrpcReceiver() if protocol == "grpc" else OtlpHttpReceiver())
     receiver.start()
     server = SSEServer(port=0, host="127.0.0.1")
     await server.start()

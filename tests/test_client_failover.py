@@ -145,7 +145,7 @@ def test_urls_and_stats_name_the_url_in_use() -> None:
     assert stats["url"] == client.url
     assert stats["failovers"] == 0
     client.update_config(url="http://c:3/events")
-    assert client.urls == ("http://c:3/events",)
+    assert list(client.urls) == ["http://c:3/events"]
 
 
 # ------------------------------------------------------------ real servers

@@ -16,7 +16,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
     KeyValue,
     KeyValueList,
 )
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
@@ -255,7 +255,8 @@ def test_log_from_proto_reads_our_record_events_and_foreign_logs() -> None:
     name, attributes, body = record_fields("agent:log:warn", {
         "agentId": "a", "level": "warn", "message": "careful", "context": {"n": 1}})
     ours = LogRecord(time_unix_nano=1_700_000_000_000_000_000, event_name=name,
-                     body=AnyValue(string_value=body), severity_number=13,
+                     body=AnyValue(string_value=body), severity_number=SeverityNumber.Value(
+                         "SEVERITY_NUMBER_WARN"),
                      trace_id=TRACE.to_bytes(16, "big"), span_id=SPAN.to_bytes(8, "big"),
                      attributes=[_kv(k, AnyValue(string_value=v)) for k, v in attributes.items()])
     foreign = LogRecord(observed_time_unix_nano=1_700_000_000_000_000_000,

@@ -202,10 +202,10 @@ async def test_nesting_agent_task_llm_tool(sink: ListSink, tel: Telemetry) -> No
     assert task.parent.span_id == agent.context.span_id  # type: ignore[union-attr]
     assert chat.parent.span_id == task.context.span_id  # type: ignore[union-attr]
     assert tool.parent.span_id == chat.context.span_id  # type: ignore[union-attr]
-    assert len({s.context.trace_id for s in (agent, task, chat, tool)}) == 1  # type: ignore[union-attr]
+    assert len({s.context.trace_id for s in (agent, task, chat, tool)}) == 1
     await settle()
     tool_event = sink.of("llm:tool:result")[0]
-    assert tool_event["parentSpanId"] == f"{chat.context.span_id:016x}"  # type: ignore[union-attr]
+    assert tool_event["parentSpanId"] == f"{chat.context.span_id:016x}"
 
 
 @pytest.mark.parametrize("capture", [False, True, "SPAN_ONLY"])
@@ -264,7 +264,7 @@ async def test_exported_tokens_option(sink: ListSink) -> None:
 
     tel = configure(server=sink, set_global=False, export_tokens=True)
     try:
-        logs = InMemoryLogRecordExporter()
+        logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         tel.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
         llm = LLMStream(sink, telemetry=tel)
         llm.emit_request_started("r", provider="p", model="m", messages=[])

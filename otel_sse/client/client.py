@@ -8,7 +8,7 @@ import dataclasses
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping, Sequence
 from typing import Any, Self
 
 from otel_sse.client.buffer import _EventIterator
@@ -258,7 +258,7 @@ class SSEClient(_Connection):
         return iterator
 
     @staticmethod
-    def iter_sync(url: str | Sequence[str], **options: Any) -> Iterator[SSEEvent]:
+    def iter_sync(url: str | Sequence[str], **options: Any) -> Generator[SSEEvent, None, None]:
         """Blocking iteration for scripts and notebooks: ``for event in
         SSEClient.iter_sync(url, ...)``. The client runs in a background
         thread with its own event loop; closing the generator (or leaving the

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from typing import Any, Protocol
 
 from otel_sse.client.events import SSEEvent
@@ -36,7 +36,7 @@ class EventSource(Protocol):
         ...
 
 
-def iter_client(client: EventSource) -> Iterator[SSEEvent]:
+def iter_client(client: EventSource) -> Generator[SSEEvent, None, None]:
     """Iterate ``client`` from a background thread with its own loop; see
     ``SSEClient.iter_sync``. The client must not be bound to a loop yet."""
 
