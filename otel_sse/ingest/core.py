@@ -20,10 +20,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from otel_sse.bus.open_spans import LOCAL
 from otel_sse.convert import log_events, log_from_proto, span_events, span_from_proto
 from otel_sse.convert.otlp import any_value
-
-from otel_sse.bus.open_spans import LOCAL
+from otel_sse.counters import Counters
 from otel_sse.hub import EventHub
 from otel_sse.ingest.decode import Request, Signal
 from otel_sse.ingest.metrics import metric_events, point_count
@@ -33,18 +33,13 @@ SLICE = 256
 
 
 @dataclass(slots=True)
-class IngestStats:
+class IngestStats(Counters):
     requests: int = 0
     spans: int = 0
     log_records: int = 0
     metric_points: int = 0
     rejected: int = 0
     shed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {"ingestRequests": self.requests, "ingestSpans": self.spans,
-                "ingestLogRecords": self.log_records, "ingestMetricPoints": self.metric_points,
-                "ingestRejected": self.rejected, "ingestShed": self.shed}
 
 
 def _resource_keys(resource: Any) -> tuple[str, str]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Protocol
 
+from otel_sse.counters import Counters
 from otel_sse.server.config import ServerConfig
 from otel_sse.server.routes import Router
 
@@ -47,7 +48,7 @@ class Handler(Protocol):
 
 
 @dataclass(slots=True)
-class LayerStats:
+class LayerStats(Counters):
     """Counters of the connection layer (``get_stats`` shows them in camelCase)."""
 
     connections_opened: int = 0
@@ -60,13 +61,6 @@ class LayerStats:
     bodies_too_large: int = 0
     flood_closed: int = 0
     refused_streams: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        out = {}
-        for f in fields(self):
-            head, *rest = f.name.split("_")
-            out[head + "".join(p.title() for p in rest)] = getattr(self, f.name)
-        return out
 
 
 class ConnectionLayer:

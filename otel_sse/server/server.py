@@ -334,7 +334,7 @@ class SSEServer:
             "connections": len(self.layer.live),
             **self.layer.stats.as_dict(),
             "outOfDescriptors": sum(listener.episodes for listener in self._listeners),
-            **self.ingest.stats.as_dict(),
+            **self.ingest.stats.as_dict("ingest"),
             "openSpans": len(self.hub.spans.spans),
             "tracesCompleted": self.hub.spans.completed,
         }
