@@ -362,7 +362,7 @@ class H2Handler:
         if self.h2.streams.get(stream.id) is not None and \
                 not self.h2.streams[stream.id].closed:
             self._reset(stream.id, ErrorCodes.NO_ERROR)
-        self.streams.pop(stream.id, None)
+        self._drop(stream.id)
         self._after_stream()
 
     # -- the sink side (event streams and answer bodies) -----------------------------------
@@ -435,7 +435,7 @@ class H2Handler:
         stream.events = None
         stream.sink = None
         self._reset(stream.id, code)
-        self.streams.pop(stream.id, None)
+        self._drop(stream.id)
         self._after_stream()
         self._schedule_flush()
 
@@ -446,11 +446,15 @@ class H2Handler:
         except h2.exceptions.ProtocolError:
             pass
 
-    def _forget(self, stream_id: int) -> None:
-        """The peer reset the stream (or the connection is gone)."""
-        stream = self.streams.pop(stream_id, None)
+    def _drop(self, stream_id: int) -> _Stream | None:
+        """Forget every reference this connection holds to a stream that ended."""
         self.blocked.pop(stream_id, None)
         self.starved.pop(stream_id, None)
+        return self.streams.pop(stream_id, None)
+
+    def _forget(self, stream_id: int) -> None:
+        """The peer reset the stream (or the connection is gone)."""
+        stream = self._drop(stream_id)
         if stream is None:
             return
         stream.writing = False
