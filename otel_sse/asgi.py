@@ -98,6 +98,7 @@ class SSEApp:
         self._maintenance: asyncio.Task[None] | None = None
 
     def health(self) -> dict[str, object]:
+        """What ``GET /healthz`` answers with credentials: ``status`` and the hub's stats."""
         return {"status": "stopping" if self.stopping else "ok", **self.hub.stats()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

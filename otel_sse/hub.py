@@ -128,6 +128,7 @@ class EventHub:
         self._loop_thread = None
 
     def on_loop(self) -> bool:
+        """Whether the caller runs on the hub's loop (then publishing is immediate)."""
         return self._loop is not None and threading.get_ident() == self._loop_thread
 
     # -- publishing ------------------------------------------------------------
@@ -295,9 +296,11 @@ class EventHub:
     # -- introspection -----------------------------------------------------------
 
     def get_clients(self) -> list[dict[str, object]]:
+        """Every connected subscriber (see :meth:`SSEServer.get_clients`)."""
         return [sub.snapshot() for sub in list(self.fanout.subscribers.values())]
 
     def get_client(self, client_id: str) -> dict[str, object] | None:
+        """One subscriber (None when not connected)."""
         sub = self.fanout.subscribers.get(client_id)
         return sub.snapshot() if sub is not None else None
 

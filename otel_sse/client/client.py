@@ -141,6 +141,7 @@ class SSEClient(_Connection):
 
     @property
     def state(self) -> ConnectionState:
+        """Where the client is in its life (see :class:`ConnectionState`)."""
         return self._state
 
     @property

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 
 class TaskStatus(StrEnum):
+    """A task's ``status`` in task events."""
+
     PENDING = "pending"
     QUEUED = "queued"
     ASSIGNED = "assigned"
@@ -16,6 +18,8 @@ class TaskStatus(StrEnum):
 
 
 class AgentStatus(StrEnum):
+    """An agent's ``status`` in agent events."""
+
     IDLE = "idle"
     BUSY = "busy"
     PAUSED = "paused"
@@ -24,6 +28,8 @@ class AgentStatus(StrEnum):
 
 
 class LogLevel(StrEnum):
+    """The level of ``AgentStream.emit_log`` (the ``agent:log:<level>`` events)."""
+
     DEBUG = "debug"
     INFO = "info"
     WARN = "warn"

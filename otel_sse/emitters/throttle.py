@@ -78,6 +78,8 @@ class Coalescer:
         self._lock = threading.Lock()
 
     def submit(self, key: Hashable, value: Any) -> None:
+        """Deliver ``value`` now if the key was quiet for an interval, else keep it as
+        the key's pending value, delivered when the interval ends."""
         now = time.monotonic()
         with self._lock:
             slot = self._slots.get(key)
@@ -120,9 +122,11 @@ class Coalescer:
         self._deliver(key, value)
 
     def discard(self, key: Hashable) -> None:
+        """Forget the key and its pending value (a timer due for it delivers nothing)."""
         with self._lock:
             self._slots.pop(key, None)
 
     def clear(self) -> None:
+        """Forget every key."""
         with self._lock:
             self._slots.clear()

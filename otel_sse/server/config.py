@@ -165,6 +165,7 @@ class ServerConfig:
 
     @property
     def tls(self) -> bool:
+        """Whether ``cert_path`` and ``key_path`` are set (the port speaks TLS)."""
         return bool(self.cert_path and self.key_path)
 
     @property
@@ -183,6 +184,7 @@ class ServerConfig:
 
     @classmethod
     def env_name(cls, field_name: str) -> str:
+        """The variable a field is read from: ``OTEL_SSE_<FIELD>``."""
         return ENV_PREFIX + field_name.upper()
 
     @classmethod

@@ -120,17 +120,22 @@ class SSEServer:
         return self.hub.send_to_client(client_id, message)
 
     def get_clients(self) -> list[dict[str, object]]:
+        """Every connected subscriber: ``clientId``, ``connectedAt``, ``filters``,
+        ``eventsSent``, ``bytesSent``, ``missed``, ``remote``, ``protocol``, ``userAgent``."""
         return self.hub.get_clients()
 
     def get_client(self, client_id: str) -> dict[str, object] | None:
+        """One subscriber as :meth:`get_clients` shows it (None when not connected)."""
         return self.hub.get_client(client_id)
 
     @property
     def log(self) -> EventLog:
+        """The hub's event log (ids, history)."""
         return self.hub.log
 
     @property
     def fanout(self) -> Fanout:
+        """The hub's fan-out (subscribers and their write rounds)."""
         return self.hub.fanout
 
     @property
@@ -142,20 +147,24 @@ class SSEServer:
 
     @property
     def running(self) -> bool:
+        """Started and not stopping."""
         return bool(self._listeners) and not self.stopping
 
     @property
     def port(self) -> int:
+        """The bound HTTP port (``port=0`` picks one); ServerError before :meth:`start`."""
         if self._port is None:
             raise ServerError("the server has not been started; call `await server.start()`")
         return self._port
 
     @property
     def tls(self) -> bool:
+        """Whether the port speaks TLS (``cert_path`` and ``key_path`` are set)."""
         return self.config.tls
 
     @property
     def url(self) -> str:
+        """``http(s)://host:port`` of the running server (a wildcard bind shows 127.0.0.1)."""
         scheme = "https" if self.tls else "http"
         host = self.config.host
         if host in ("0.0.0.0", "::", ""):
@@ -340,4 +349,5 @@ class SSEServer:
         }
 
     def health(self) -> dict[str, object]:
+        """What ``GET /healthz`` answers with credentials: ``status`` and :meth:`get_stats`."""
         return {"status": "ok" if self.running else "stopping", **self.get_stats()}

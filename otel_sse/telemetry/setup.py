@@ -107,11 +107,13 @@ class Telemetry:
             return bridge
 
     def bridge_for(self, server: Any) -> SSEBridge | None:
+        """The bridge streaming to ``server`` (None when not attached)."""
         found = self._bridges.get(id(server))
         return found[1] if found is not None and found[0] is server else None
 
     @property
     def bridges(self) -> list[SSEBridge]:
+        """Every bridge of this handle, one per attached server."""
         return [entry[1] for entry in self._bridges.values()]
 
     # -- lifecycle ----------------------------------------------------------------
