@@ -2,9 +2,11 @@
 
 The path of one event can be read off the package tree:
 ``emitters`` (task/agent/LLM API) -> OpenTelemetry spans and log records ->
-``processors`` (span/log -> contract events) -> ``bus`` (event log, ids,
-history, fan-out) -> ``server`` (ASGI on hypercorn) -> ``wire`` (bytes).
-``client`` reads the same ``wire`` format back.
+``processors`` (when: bounded hand-off off the application's threads) ->
+``convert`` (what: span/log -> contract events; ``ingest`` feeds OTLP from other
+processes into it) -> ``hub`` (publishing) -> ``bus`` (event log, ids, history,
+fan-out) -> ``server`` (connection layer: h11, h2) -> ``wire`` (bytes).
+``client`` reads the same ``wire`` format back; ``dashboard`` shows it in a browser.
 """
 
 from __future__ import annotations

@@ -117,10 +117,14 @@ class SSEApp:
     async def _maintain(self) -> None:
         interval = self.config.keep_alive_interval
         next_keep_alive = time.monotonic() + interval
+        next_beat = time.monotonic() + self.config.heartbeat_interval
         fanout = self.hub.fanout
         while True:
             await asyncio.sleep(min(0.25, interval))
             fanout.sweep()
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + self.config.heartbeat_interval
+                self.hub.tick(self.config.heartbeat_interval, self.config.stale_after)
             if time.monotonic() >= next_keep_alive:
                 next_keep_alive = time.monotonic() + interval
                 fanout.keep_alive(encode_comment(f"keep-alive {int(time.time() * 1000)}"),

@@ -81,8 +81,12 @@ def _redact_messages(messages: Any) -> Any:
 
 
 def _split_usage(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the contract's usage object, the token counts beyond it)."""
+    """(the contract's usage object, the token counts beyond it). The contract's counts
+    are all there: a count not given is 0, and the total the sum when not given."""
     extras = {key: values.pop(key) for key in _USAGE_EXTRA_KEYS if key in values}
+    values.setdefault("promptTokens", 0)
+    values.setdefault("completionTokens", 0)
+    values.setdefault("totalTokens", values["promptTokens"] + values["completionTokens"])
     return values, extras
 
 

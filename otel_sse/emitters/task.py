@@ -132,6 +132,8 @@ class TaskStream(Emitter):
             return
         values = normalize(one_dict_or_kwargs(progress, fields, "emit_progress"),
                            PROGRESS_SPEC, "emit_progress")
+        # The contract's progress always names a step: none given is an empty one.
+        values.setdefault("currentStep", "")
         data = {"taskId": task_id, **values, "timestamp": iso_ms_now()}
         self._update(task_id, {"progress": data})
         self._progress.submit(task_id, data)

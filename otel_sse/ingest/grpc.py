@@ -53,7 +53,7 @@ class GrpcIngest:
                  max_message: int, credentials: grpc.ServerCredentials | None = None) -> None:
         self.ingest = ingest
         self.loop = loop
-        self._token = f"Bearer {token}".encode() if token else None
+        self._token = token.encode() if token else None
         self.max_message = max_message
         self.credentials = credentials
         self.server: grpc.Server | None = None
@@ -120,6 +120,8 @@ class GrpcIngest:
         assert self._token is not None
         for key, value in context.invocation_metadata():
             if key == "authorization":
-                presented = value.encode() if isinstance(value, str) else value
-                return hmac.compare_digest(presented, self._token)
+                text = value.decode("latin-1") if isinstance(value, bytes) else value
+                scheme, _, presented = text.strip().partition(" ")
+                return scheme.lower() == "bearer" and hmac.compare_digest(
+                    presented.strip().encode("latin-1"), self._token)
         return False
