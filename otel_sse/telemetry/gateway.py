@@ -22,8 +22,8 @@ requests go: a live view wants what happens now). Every loss is counted in
 with one log line when it goes and one when it is back.
 
 Every request carries the resource of the providers, with a
-``service.instance.id`` made up for this process when the resource has none
-(the application's resource object is not changed): the gateway tells this
+``service.instance.id`` made up for this process when the resource has none, or
+after a ``fork()`` (the application's resource object is not changed): the gateway tells this
 process's spans from others' by it, and reports them ``span:stale`` when the
 process goes silent. After ``keepalive`` seconds with nothing to send, an
 empty export says that it is still there. Delivery is at least once: a
@@ -85,15 +85,18 @@ class GatewayForwarder:
         self._given_resource = dict(resource)
         self.span_processor = GatewaySpanProcessor(self)
         self.log_processor = GatewayLogProcessor(self)
-        self._setup()
+        self._setup(forked=False)
         weak = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _restart_in_child(weak))
 
-    def _setup(self) -> None:
-        """The state a process starts with (again in a forked child)."""
+    def _setup(self, *, forked: bool) -> None:
+        """The state a process starts with, again in a forked child: that is another
+        process, which the gateway must tell from its parent (the resource's own
+        ``service.instance.id``, which the SDK made before the fork, is its parent's)."""
         config = self.config
         resource = dict(self._given_resource)
-        resource.setdefault(INSTANCE_ID, str(uuid.uuid4()))
+        if forked or INSTANCE_ID not in resource:
+            resource[INSTANCE_ID] = str(uuid.uuid4())
         self.resource = resource
         # Two slots per item (head, object), appended together by one ``extend``,
         # which the GIL makes atomic: no tuple per item outlives the hook.
@@ -336,8 +339,10 @@ class GatewayForwarder:
                 reply = self._link.post(path, outgoing.body)
             except Exception as exc:
                 self.failures += 1
+                if self._closing:  # what is left is named by close(), in one line
+                    self._gave_up = True
+                    break
                 health.unreachable(_reason(exc), self.dropped)
-                self._gave_up = self._closing
                 break
             reached = True
             status = reply.status
@@ -399,7 +404,7 @@ def _restart_in_child(weak: weakref.ref[GatewayForwarder]) -> None:
     forwarder = weak()
     if forwarder is None or forwarder._closing:
         return
-    forwarder._setup()
+    forwarder._setup(forked=True)
 
 
 class _OnForwarder:

@@ -244,4 +244,5 @@ def _detail(body: bytes) -> str:
         text = Status.FromString(body).message
     if not text:
         text = body[:160].decode("utf-8", "replace")
-    return "".join(ch if ch.isprintable() else " " for ch in text).strip() or "no reason given"
+    return "".join(ch if ch.isprintable() else " " for ch in text[:160]).strip() or \
+        "no reason given"
