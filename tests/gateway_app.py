@@ -11,9 +11,10 @@ export goes to ``otlp`` over gRPC), with no SSE server of its own, then:
    prints ``holding`` and waits for a line on stdin before it goes on (so its
    task, agent and request spans are still open while the test looks at the
    gateway's stream); prints ``scenario done``;
-2. streams ``tokens`` tokens at ``rate`` per second, round robin over one LLM
-   request per agent (``rate-0`` ...), each token's text being the time it was
-   emitted (``time.time_ns()``); prints ``rate done <count>``;
+2. for each line ``rate W`` on stdin, streams ``tokens`` tokens at ``rate`` per
+   second, round robin over one LLM request per agent (``rateW-0`` ...), each
+   token's text being the time it was emitted (``time.time_ns()``), and prints
+   ``rate done W <count>``; until the line ``stop``;
 3. shuts the telemetry down and prints ``stats <json>``: the forwarder's
    stats and whether the shutdown delivered everything.
 """
@@ -45,10 +46,10 @@ def hold_at_last_token_of_task_0(work: Workload) -> None:
     work.llm.on("token", on_token)
 
 
-def stream_tokens(tel: Telemetry, rate: float, count: int) -> int:
+def stream_tokens(tel: Telemetry, window: str, rate: float, count: int) -> int:
     """``count`` tokens at ``rate`` per second over one request per agent."""
     llm = LLMStream(telemetry=tel)
-    requests = [f"rate-{i}" for i in range(len(AGENTS))]
+    requests = [f"rate{window}-{i}" for i in range(len(AGENTS))]
     for request_id, agent_id in zip(requests, AGENTS, strict=True):
         llm.emit_request_started(request_id, provider="stub", model="stub-1", agent_id=agent_id,
                                  messages=[{"role": "user", "content": "stream"}])
@@ -82,8 +83,10 @@ def main(options: dict[str, Any]) -> None:
     hold_at_last_token_of_task_0(work)
     asyncio.run(work.run())
     say("scenario done")
-    sent = stream_tokens(tel, float(options.get("rate", 5000)), int(options.get("tokens", 0)))
-    say(f"rate done {sent}")
+    while (command := sys.stdin.readline().split()) and command[0] == "rate":
+        sent = stream_tokens(tel, command[1], float(options.get("rate", 5000)),
+                             int(options.get("tokens", 0)))
+        say(f"rate done {command[1]} {sent}")
     delivered = tel.shutdown(10)
     gateway = tel.gateway
     assert gateway is not None

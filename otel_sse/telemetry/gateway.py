@@ -111,6 +111,7 @@ class GatewayForwarder:
         self._gave_up = False  # closing, and the gateway failed the last attempt
         self._said_left = False  # the line on what a shutdown left undelivered
         self._deadline = float("inf")
+        self._reserve = 0.0  # before the deadline, a request still in flight is ended
         self._encoder = RequestEncoder(resource, config.max_batch)
         self._link = GatewayLink(config)
         self._health = GatewayHealth(config, self.clock)
@@ -195,15 +196,18 @@ class GatewayForwarder:
         return done.wait(max(0.0, timeout))
 
     def close(self, timeout: float = 5.0) -> bool:
-        """Send what is queued, within ``timeout`` seconds, and stop. True when
-        everything was handled. A later call (a provider shutting its processors
-        down) waits for the first one's result; see :meth:`start_close`."""
+        """Send what is queued and stop, within ``timeout`` seconds; True when
+        everything was handled. The first call's deadline holds (see
+        :meth:`start_close`): a later call (a provider shutting its processors
+        down) waits for it up to its own ``timeout``."""
         self.start_close(timeout)
-        reserve = min(0.25, timeout / 10)
-        self._thread.join(max(0.0, timeout - reserve))
-        if self._thread.is_alive():  # stuck in a request shortly before the deadline
-            self._link.abort()
-            self._thread.join(reserve)
+        until = min(self.clock() + max(0.0, timeout), self._deadline - self._reserve)
+        self._thread.join(max(0.0, until - self.clock()))
+        if self._thread.is_alive() and self.clock() >= self._deadline - self._reserve:
+            self._link.abort()  # stuck in a request shortly before the deadline
+            self._thread.join(self._reserve)
+        if self._thread.is_alive():
+            return False
         left = len(self._queue) // 2 + self._backlog_items
         with self._lock:
             said, self._said_left = self._said_left, True
@@ -211,7 +215,7 @@ class GatewayForwarder:
             _log.warning("otel-sse: %d live items were not delivered to the gateway at %s "
                          "before shutdown", left, self.config.url)
         self._link.close()
-        return left == 0 and not self._thread.is_alive()
+        return left == 0
 
     def start_close(self, timeout: float) -> None:
         """Stop taking items and send the rest within ``timeout`` seconds, without
@@ -223,6 +227,7 @@ class GatewayForwarder:
                 return
             self._closing = True
             self._deadline = self.clock() + max(0.0, timeout)
+            self._reserve = min(0.25, max(0.0, timeout) / 10)
             self._max = -1  # every hook now takes the slow path, which sees the flag
             self._closed = True
         self._health.next_attempt = 0.0
