@@ -9,6 +9,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
     ArrayValue,
@@ -29,15 +31,18 @@ from otel_sse.convert import (
     live_events,
     log_events,
     log_from_proto,
+    log_to_proto,
     logs_from_proto,
     span_ended_events,
     span_events,
     span_from_proto,
     span_started_events,
+    span_to_proto,
     spans_from_proto,
 )
 from otel_sse.convert import messages as msg
 from otel_sse.convert import names as n
+from otel_sse.convert.otlp import resource_to_proto
 from otel_sse.convert.records import _CODECS, record_fields, record_payload
 from otel_sse.convert.state import agent_attributes, agent_state, task_attributes, task_state
 from tests.test_bridge_support import check_event
@@ -274,6 +279,97 @@ def test_log_from_proto_reads_our_record_events_and_foreign_logs() -> None:
     assert generic_type == "log" and generic["body"] == {"msg": "slow"}
     assert "traceId" not in generic and generic["serviceName"] == "remote"
     assert log_from_proto(foreign).service_name == "unknown_service"
+
+
+# -- records -> OTLP protobuf (what a forwarder sends) ------------------------------------------
+_SCALARS = (st.text(max_size=20) | st.booleans()
+            | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+            | st.floats(allow_nan=False))
+# What the SDK's attributes hold (scalars, homogeneous lists) and what OTLP/JSON
+# ingest may give (nested lists and maps).
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                       | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+_ATTRIBUTES = st.dictionaries(st.text(max_size=30), _VALUES, max_size=8)
+_IDS = st.integers(min_value=1, max_value=2**64 - 1)
+_TIMES = st.integers(min_value=1, max_value=2**63 - 1)
+
+
+def _service_resource(name: str) -> Resource:
+    return resource_to_proto({"service.name": name, "service.instance.id": "i-1"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(trace_id=st.integers(min_value=1, max_value=2**128 - 1), span_id=_IDS,
+       parent=st.none() | _IDS, name=st.text(max_size=30),
+       kind=st.sampled_from(["internal", "server", "client", "producer", "consumer"]),
+       attributes=_ATTRIBUTES, start=_TIMES, end=st.none() | _TIMES,
+       status=st.sampled_from(["unset", "ok", "error"]),
+       message=st.none() | st.text(min_size=1, max_size=20),
+       events=st.lists(st.fixed_dictionaries({"name": st.text(max_size=10), "time_ns": _TIMES,
+                                               "attributes": _ATTRIBUTES}), max_size=3))
+def test_span_to_proto_and_back_is_the_same_record(
+        trace_id: int, span_id: int, parent: int | None, name: str, kind: str,
+        attributes: dict[str, Any], start: int, end: int | None, status: str,
+        message: str | None, events: list[dict[str, Any]]) -> None:
+    record = SpanRecord(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name,
+                        kind=kind, service_name="svc", attributes=attributes,
+                        start_time_ns=start, end_time_ns=end)
+    if end is not None:  # a start has no status or events (the package docstring)
+        record.status, record.status_message, record.events = status, message, events
+    message_ = span_to_proto(record)
+    assert span_from_proto(message_, _service_resource("svc")) == record
+    # What goes on the wire decodes to the same record too.
+    assert span_from_proto(Span.FromString(message_.SerializeToString()),
+                           _service_resource("svc")) == record
+
+
+@settings(max_examples=200, deadline=None)
+@given(trace_id=st.none() | st.integers(min_value=1, max_value=2**128 - 1),
+       span_id=st.none() | _IDS, severity=st.none() | st.integers(min_value=1, max_value=24),
+       text=st.none() | st.text(min_size=1, max_size=8),
+       event_name=st.none() | st.text(min_size=1, max_size=30), body=_VALUES | st.none(),
+       attributes=_ATTRIBUTES, time_ns=_TIMES)
+def test_log_to_proto_and_back_is_the_same_record(
+        trace_id: int | None, span_id: int | None, severity: int | None, text: str | None,
+        event_name: str | None, body: Any, attributes: dict[str, Any], time_ns: int) -> None:
+    record = LogRecordData(trace_id=trace_id, span_id=span_id, parent_span_id=None,
+                           service_name="svc", severity_text=text, severity_number=severity,
+                           event_name=event_name, body=body, attributes=attributes,
+                           time_ns=time_ns)
+    message = log_to_proto(record)
+    assert log_from_proto(message, _service_resource("svc")) == record
+    assert log_from_proto(LogRecord.FromString(message.SerializeToString()),
+                          _service_resource("svc")) == record
+
+
+def test_what_otlp_has_no_field_for_is_left_behind() -> None:
+    """Values OTLP writes another way, and the fields a forwarder carries otherwise."""
+    record = SpanRecord(trace_id=TRACE, span_id=SPAN, parent_span_id=None, name="s",
+                        kind="internal", service_name="svc", start_time_ns=1,
+                        attributes={"tuple": ("a", "b"), "big": 2**70, "bytes": b"\x00\x01",
+                                    "empty": [], "none": None},
+                        live={"messages": []})
+    back = span_from_proto(span_to_proto(record), _service_resource("svc"))
+    assert back.attributes == {"tuple": ["a", "b"], "big": str(2**70), "bytes": "AAE=",
+                               "empty": [], "none": None}
+    assert back.live is None  # a forwarder sends live fields as attributes first
+    assert span_from_proto(span_to_proto(record)).service_name == "unknown_service"
+    log = LogRecordData(trace_id=TRACE, span_id=SPAN, parent_span_id=PARENT,
+                        service_name="svc", severity_text=None, severity_number=9,
+                        event_name=None, body="line", attributes={}, time_ns=5)
+    assert log_from_proto(log_to_proto(log), _service_resource("svc")).parent_span_id is None
+
+
+def test_a_start_over_otlp_gives_the_events_of_the_in_process_start() -> None:
+    record = SpanRecord(trace_id=TRACE, span_id=SPAN, parent_span_id=PARENT, name="chat m",
+                        kind="client", service_name="svc", start_time_ns=1_700_000_000_000_000_000,
+                        attributes={n.GEN_AI_OPERATION_NAME: "chat",
+                                    n.GEN_AI_PROVIDER_NAME: "openai",
+                                    n.GEN_AI_REQUEST_MODEL: "m"})
+    message = span_to_proto(record)
+    assert message.end_time_unix_nano == 0 and message.status.code == 0
+    assert span_events(span_from_proto(message, _service_resource("svc"))) == \
+        span_started_events(record)
 
 
 def test_plain_records_are_what_the_conversion_reads() -> None:

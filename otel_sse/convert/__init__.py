@@ -12,7 +12,8 @@ decide when to convert; this package decides what comes out.
   :func:`live_events`: records -> events; :func:`span_events` for spans
   received from elsewhere.
 - :func:`span_from_proto`, :func:`log_from_proto` (and the ``*s_from_proto``
-  iterators): OTLP protobuf -> records.
+  iterators): OTLP protobuf -> records; :func:`span_to_proto`,
+  :func:`log_to_proto`: records -> OTLP protobuf (what a forwarder sends).
 - :mod:`~otel_sse.convert.state`, :mod:`~otel_sse.convert.llm`,
   :mod:`~otel_sse.convert.records`: the attribute tables our emitters encode
   with, so that writing and reading cannot drift apart.
@@ -55,7 +56,14 @@ from otel_sse.convert.events import (
 )
 from otel_sse.convert.live import live_attributes, live_event_record
 from otel_sse.convert.model import Event, LiveEvent, LogRecordData, SpanRecord
-from otel_sse.convert.otlp import log_from_proto, logs_from_proto, span_from_proto, spans_from_proto
+from otel_sse.convert.otlp import (
+    log_from_proto,
+    log_to_proto,
+    logs_from_proto,
+    span_from_proto,
+    span_to_proto,
+    spans_from_proto,
+)
 
 __all__ = [
     "Event",
@@ -67,11 +75,13 @@ __all__ = [
     "live_events",
     "log_events",
     "log_from_proto",
+    "log_to_proto",
     "logs_from_proto",
     "severity_name",
     "span_ended_events",
     "span_events",
     "span_from_proto",
     "span_started_events",
+    "span_to_proto",
     "spans_from_proto",
 ]

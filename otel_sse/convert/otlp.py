@@ -1,15 +1,21 @@
-"""OTLP protobuf messages -> the plain records of :mod:`otel_sse.convert.model`.
+"""OTLP protobuf messages <-> the plain records of :mod:`otel_sse.convert.model`.
 
 Spans and log records another process exported (our emitters there, any SDK,
 any instrumentation) go through the same conversion as our own. A span whose
 ``end_time_unix_nano`` is 0 is a span start (see the package docstring): its
 record has ``end_time_ns`` None.
+
+The other way, :func:`span_to_proto` and :func:`log_to_proto` give the OTLP
+messages a forwarder sends to a gateway: ``x_from_proto(x_to_proto(r)) == r``
+for every field OTLP has (not ``live``, which a forwarder turns into attributes
+first; not a log record's ``parent_span_id``; a span's ``service_name`` comes
+from the resource the message is sent with, see :func:`resource_to_proto`).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from otel_sse.convert.model import LogRecordData, SpanRecord
@@ -27,6 +33,9 @@ if TYPE_CHECKING:
 # OTLP's SpanKind counts from UNSPECIFIED = 0; the SDK's from INTERNAL = 0.
 _KINDS = {0: "internal", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 _STATUS = {0: "unset", 1: "ok", 2: "error"}
+_KIND_VALUES = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
+_STATUS_VALUES = {"unset": 0, "ok": 1, "error": 2}
+_INT64 = range(-(2**63), 2**63)
 
 
 def any_value(value: AnyValue) -> Any:
@@ -118,3 +127,121 @@ def logs_from_proto(resource_logs: Iterable[ResourceLogs]) -> Iterator[LogRecord
         for scoped in group.scope_logs:
             for record in scoped.log_records:
                 yield log_from_proto(record, resource, scoped.scope)
+
+
+# -- records -> OTLP ------------------------------------------------------------------------
+def set_any_value(out: AnyValue, value: Any) -> None:
+    """Write ``value`` into ``out``: str, bool, int (one past int64 as text), float,
+    bytes, a list or tuple (``array_value``), a mapping (``kvlist_value``); None
+    leaves it empty; anything else is written as its text."""
+    kind = type(value)
+    if kind is str:
+        out.string_value = value
+    elif kind is bool:
+        out.bool_value = value
+    elif kind is int:
+        if value in _INT64:
+            out.int_value = value
+        else:
+            out.string_value = str(value)
+    elif kind is float:
+        out.double_value = value
+    elif value is None:
+        return
+    elif isinstance(value, list | tuple):
+        array = out.array_value
+        array.SetInParent()  # an empty list is still a list
+        for item in value:
+            set_any_value(array.values.add(), item)
+    elif isinstance(value, Mapping):
+        kvlist = out.kvlist_value
+        kvlist.SetInParent()
+        set_attributes(kvlist.values, value)
+    elif isinstance(value, bytes | bytearray):
+        out.bytes_value = bytes(value)
+    elif isinstance(value, bool):  # subclasses of the plain types (enums and the like)
+        out.bool_value = bool(value)
+    elif isinstance(value, int):
+        set_any_value(out, int(value))
+    elif isinstance(value, float):
+        out.double_value = float(value)
+    else:
+        out.string_value = str(value)
+
+
+def set_attributes(out: Any, attributes: Mapping[str, Any]) -> None:
+    """Append ``attributes`` to a repeated ``KeyValue`` field."""
+    add = out.add
+    for key, value in attributes.items():
+        pair = add()
+        pair.key = key
+        set_any_value(pair.value, value)
+
+
+def resource_to_proto(attributes: Mapping[str, Any], out: Resource | None = None) -> Resource:
+    """A ``Resource`` with ``attributes`` (``service.name`` among them, which
+    :func:`span_from_proto` and :func:`log_from_proto` read back as ``service_name``)."""
+    if out is None:
+        from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceMessage
+
+        out = ResourceMessage()
+    set_attributes(out.attributes, attributes)
+    return out
+
+
+def span_to_proto(record: SpanRecord, out: Span | None = None) -> Span:
+    """A record as an OTLP ``Span`` (written into ``out`` when given, e.g. a new
+    element of ``ScopeSpans.spans``). A start (``end_time_ns`` None) has
+    ``end_time_unix_nano`` 0 and its status unset, as the package docstring says."""
+    if out is None:
+        from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanMessage
+
+        out = SpanMessage()
+    out.trace_id = record.trace_id.to_bytes(16, "big")
+    out.span_id = record.span_id.to_bytes(8, "big")
+    if record.parent_span_id:
+        out.parent_span_id = record.parent_span_id.to_bytes(8, "big")
+    out.name = record.name
+    out.kind = _KIND_VALUES.get(record.kind, 1)  # type: ignore[assignment]
+    out.start_time_unix_nano = record.start_time_ns
+    set_attributes(out.attributes, record.attributes)
+    if record.end_time_ns is None:
+        return out
+    out.end_time_unix_nano = record.end_time_ns
+    code = _STATUS_VALUES.get(record.status, 0)
+    if code or record.status_message:
+        out.status.code = code  # type: ignore[assignment]
+        if record.status_message:
+            out.status.message = record.status_message
+    add_event = out.events.add
+    for event in record.events:
+        message = add_event()
+        message.name = event["name"]
+        message.time_unix_nano = event["time_ns"]
+        set_attributes(message.attributes, event["attributes"])
+    return out
+
+
+def log_to_proto(record: LogRecordData, out: LogRecord | None = None) -> LogRecord:
+    """A record as an OTLP ``LogRecord`` (written into ``out`` when given). OTLP has
+    no field for ``parent_span_id``."""
+    if out is None:
+        from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as LogRecordMessage
+
+        out = LogRecordMessage()
+    out.time_unix_nano = record.time_ns
+    out.observed_time_unix_nano = record.time_ns
+    if record.trace_id:
+        out.trace_id = record.trace_id.to_bytes(16, "big")
+    if record.span_id:
+        out.span_id = record.span_id.to_bytes(8, "big")
+    if record.severity_number:
+        out.severity_number = record.severity_number  # type: ignore[assignment]
+    if record.severity_text:
+        out.severity_text = record.severity_text
+    if record.event_name:
+        out.event_name = record.event_name
+    if record.body is not None:
+        set_any_value(out.body, record.body)
+    set_attributes(out.attributes, record.attributes)
+    return out

@@ -24,6 +24,7 @@ from otel_sse.convert import LiveEvent
 from otel_sse.convert.records import record_fields
 from otel_sse.processors.bridge import SSEBridge, set_live
 from otel_sse.processors.model import OtelSSELogRecord
+from otel_sse.processors.sink import LiveSink
 from otel_sse.telemetry.config import parse_capture
 from otel_sse.telemetry.instruments import OpenSpans
 from otel_sse.telemetry.setup import Telemetry, resolve
@@ -108,11 +109,16 @@ class EmitterOptions(TypedDict, total=False):
 
 
 class Emitter:
-    """Base of TaskStream / AgentStream / LLMStream."""
+    """Base of TaskStream / AgentStream / LLMStream.
+
+    ``server`` is the in-process SSE server to stream to; None when there is
+    none (the telemetry still goes wherever the telemetry handle sends it: an
+    OTLP exporter, a gateway in another process).
+    """
 
     def __init__(
         self,
-        server: Any,
+        server: Any = None,
         *,
         telemetry: Telemetry | None = None,
         capture_content: bool | str | None = None,
@@ -122,6 +128,9 @@ class Emitter:
         self.telemetry = resolve(server, telemetry)
         self._bridge: SSEBridge | None = (
             self.telemetry.bridge_for(server) if server is not None else None)
+        # Where live events go: this process's stream, and a gateway's.
+        self._live_sinks: tuple[LiveSink, ...] = tuple(
+            sink for sink in (self._bridge, self.telemetry.gateway) if sink is not None)
         capture = parse_capture(capture_content) or self.telemetry.config.capture_content
         self.content_on_spans = capture in ("span", "span_and_event")
         self.content_on_events = capture in ("event", "span_and_event")
@@ -288,10 +297,21 @@ class Emitter:
         self._logger.emit(record)
 
     def _emit_live(self, entry: SpanEntry, event_type: str, data: dict[str, Any]) -> None:
-        bridge = self._bridge
-        if bridge is not None:
-            bridge.submit_live(LiveEvent(event_type, data, entry.trace_id, entry.span_id,
-                                         entry.parent_id, time.time_ns()))
+        sinks = self._live_sinks
+        if not sinks:
+            return
+        now = time.time_ns()
+        first = LiveEvent(event_type, data, entry.trace_id, entry.span_id, entry.parent_id, now)
+        if len(sinks) == 1:
+            sinks[0].submit_live(first)
+            return
+        # The in-process stream completes its event's data in place, on its loop:
+        # every other sink gets a copy, taken before that can start.
+        others = [LiveEvent(event_type, dict(data), entry.trace_id, entry.span_id,
+                            entry.parent_id, now) for _ in sinks[1:]]
+        sinks[0].submit_live(first)
+        for sink, event in zip(sinks[1:], others, strict=True):
+            sink.submit_live(event)
 
 
 def now() -> datetime:

@@ -52,7 +52,7 @@ class AgentStream(Emitter):
 
     def __init__(
         self,
-        server: Any,
+        server: Any = None,
         include_output: bool = True,
         include_logs: bool = True,
         include_metrics: bool = True,

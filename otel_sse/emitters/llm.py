@@ -95,7 +95,7 @@ class LLMStream(Emitter):
 
     def __init__(
         self,
-        server: Any,
+        server: Any = None,
         include_tokens: bool = True,
         include_tool_calls: bool = True,
         include_usage: bool = True,

@@ -50,7 +50,7 @@ class TaskStream(Emitter):
 
     def __init__(
         self,
-        server: Any,
+        server: Any = None,
         include_progress: bool = True,
         include_intermediate_results: bool = True,
         include_metrics: bool = True,

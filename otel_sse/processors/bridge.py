@@ -83,6 +83,12 @@ def set_live(live: Mapping[str, Any] | None) -> None:
     _live.value = live
 
 
+def current_live() -> Mapping[str, Any] | None:
+    """The live-only fields the emitter set for the span starting or ending on this
+    thread (for processors other than ours here, e.g. the gateway forwarder's)."""
+    return _live.value
+
+
 class SSEBridge:
     """A bounded queue from telemetry hooks to one sink (the SSE server).
 

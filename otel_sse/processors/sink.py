@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from otel_sse.convert.model import LiveEvent
+
 
 @runtime_checkable
 class EventSink(Protocol):
@@ -17,6 +19,13 @@ class EventSink(Protocol):
     """
 
     def publish(self, event_type: str, data: Mapping[str, Any]) -> int: ...
+
+
+class LiveSink(Protocol):
+    """Where an emitter's live events (tokens) go: the in-process stream's bridge,
+    the gateway forwarder. ``submit_live`` never blocks or raises."""
+
+    def submit_live(self, event: LiveEvent) -> None: ...
 
 
 def sink_loop(sink: object) -> asyncio.AbstractEventLoop | None:

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from otel_sse.telemetry.config import TelemetryConfig
+    from otel_sse.telemetry.gateway_config import GatewayConfig
     from otel_sse.telemetry.setup import Instruments, Telemetry, configure, current, resolve
 
 _EXPORTS = {
+    "GatewayConfig": "otel_sse.telemetry.gateway_config",
     "TelemetryConfig": "otel_sse.telemetry.config",
     "Instruments": "otel_sse.telemetry.setup",
     "Telemetry": "otel_sse.telemetry.setup",
@@ -22,7 +24,8 @@ _EXPORTS = {
     "resolve": "otel_sse.telemetry.setup",
 }
 
-__all__ = ["Instruments", "Telemetry", "TelemetryConfig", "configure", "current", "resolve"]
+__all__ = ["GatewayConfig", "Instruments", "Telemetry", "TelemetryConfig", "configure", "current",
+           "resolve"]
 
 
 def __getattr__(name: str) -> Any:

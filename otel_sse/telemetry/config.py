@@ -17,6 +17,7 @@ from typing import Final, Literal, TypeVar
 import otel_sse.env as envtypes
 from otel_sse.env import Env
 from otel_sse.errors import ConfigError
+from otel_sse.telemetry.gateway_config import GatewayConfig
 from otel_sse.telemetry.otlp_config import (
     SIGNALS,
     OtlpArgs,
@@ -25,8 +26,8 @@ from otel_sse.telemetry.otlp_config import (
     Signal,
 )
 
-__all__ = ["ContentCapture", "ExporterName", "OtlpSettings", "Protocol", "Signal",
-           "TelemetryConfig", "parse_capture"]
+__all__ = ["ContentCapture", "ExporterName", "GatewayConfig", "OtlpSettings", "Protocol",
+           "Signal", "TelemetryConfig", "parse_capture"]
 
 _T = TypeVar("_T")
 ExporterName = Literal["otlp", "console"]
@@ -57,6 +58,8 @@ class TelemetryConfig:
     ``otlp_metrics`` say where and how each signal goes over OTLP. With
     ``sdk_disabled`` (``OTEL_SDK_DISABLED=true``) nothing is exported and no global
     provider is installed; the live stream still works (see ``configure()``).
+    ``gateway`` says where the live stream is forwarded to in another process
+    (``OTEL_SSE_GATEWAY``; None: nowhere).
     """
 
     service_name: str | None = None
@@ -77,6 +80,7 @@ class TelemetryConfig:
     live_queue_size: int = 65536
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     sdk_disabled: bool = False
+    gateway: GatewayConfig | None = None
 
     @property
     def resource(self) -> dict[str, str]:
@@ -129,6 +133,8 @@ class TelemetryConfig:
         live_queue_size: int | None = None,
         shutdown_timeout: float | None = None,
         sdk_disabled: bool | None = None,
+        gateway: str | GatewayConfig | None = None,
+        gateway_token: str | None = None,
     ) -> TelemetryConfig:
         """Build a config from arguments, falling back to ``env`` (default ``os.environ``)."""
         source = Env(env)
@@ -210,6 +216,7 @@ class TelemetryConfig:
             live_queue_size=live_queue_size or 65536,
             shutdown_timeout=deadline,
             sdk_disabled=disabled,
+            gateway=GatewayConfig.from_env(source, gateway, gateway_token),
         )
 
 

@@ -19,7 +19,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import Logger
@@ -38,8 +38,12 @@ from otel_sse.processors.bridge import SSEBridge, SSELogRecordProcessor, SSESpan
 from otel_sse.telemetry.config import TelemetryConfig
 from otel_sse.telemetry.deadline import Clock, Deadline, Job, run_in_thread, wait_all
 from otel_sse.telemetry.export import build_pipelines
+from otel_sse.telemetry.gateway_config import GatewayConfig
 from otel_sse.telemetry.guard import ExportCounts, ExportGuard, ExportHealth, describe_losses
 from otel_sse.telemetry.instruments import Instruments as Instruments  # re-exported
+
+if TYPE_CHECKING:
+    from otel_sse.telemetry.gateway import GatewayForwarder
 
 _log = logging.getLogger("otel_sse.telemetry")
 _VERSION = __version__
@@ -87,6 +91,8 @@ class Telemetry:
             meter_provider.get_meter(attrs.INSTRUMENTATION_NAME, _VERSION))
         # server id -> (server, bridge); the providers keep the bridge's processors.
         self._bridges: dict[int, tuple[Any, SSEBridge]] = {}
+        # The forwarder to a gateway in another process (configure(gateway=...)).
+        self.gateway: GatewayForwarder | None = None
         # provider name -> the flush running for it, which a later flush joins
         # rather than piling a second one onto the same export lock.
         self._flushes: dict[str, Job] = {}
@@ -116,6 +122,23 @@ class Telemetry:
         """Every bridge of this handle, one per attached server."""
         return [entry[1] for entry in self._bridges.values()]
 
+    # -- a gateway ------------------------------------------------------------------
+    def attach_gateway(self, config: GatewayConfig) -> GatewayForwarder:
+        """Forward this handle's spans, log records and live events to the gateway of
+        ``config`` (once per handle: a second call returns the forwarder there is)."""
+        from otel_sse.telemetry.gateway import GatewayForwarder
+
+        with self._lock:
+            if self.gateway is not None:
+                return self.gateway
+            resource = getattr(self.tracer_provider, "resource", None)
+            attributes = dict(getattr(resource, "attributes", None) or {})
+            forwarder = GatewayForwarder(config, attributes)
+            self.tracer_provider.add_span_processor(forwarder.span_processor)
+            self.logger_provider.add_log_record_processor(forwarder.log_processor)
+            self.gateway = forwarder
+            return forwarder
+
     # -- lifecycle ----------------------------------------------------------------
     def _deadline(self, seconds: float, name: str) -> Deadline:
         seconds = positive_seconds(seconds, name)
@@ -125,9 +148,9 @@ class Telemetry:
         """Export and stream everything recorded so far, within ``timeout`` seconds in all.
 
         The live stream is flushed first, then the tracer, logger and meter
-        providers side by side. True when all of it finished in time; a flush
-        still exporting at the deadline goes on in the background (nothing is
-        dropped for it), and the result is False.
+        providers and the gateway forwarder side by side. True when all of it
+        finished in time; a flush still exporting at the deadline goes on in the
+        background (nothing is dropped for it), and the result is False.
         """
         deadline = self._deadline(timeout, "timeout")
         ok = True
@@ -139,6 +162,9 @@ class Telemetry:
         if self._owned_meter is not None:
             flushes.append(("metrics", self._owned_meter.force_flush))
         jobs = [self._flush_job(name, flush, deadline) for name, flush in flushes]
+        gateway = self.gateway
+        if gateway is not None:
+            jobs.append(Job("flush-gateway", lambda: gateway.flush(deadline.remaining())))
         return wait_all(jobs, deadline) and all(job.ok for job in jobs) and ok
 
     def _flush_job(self, name: str, flush: Callable[[int], object], deadline: Deadline) -> Job:
@@ -164,13 +190,15 @@ class Telemetry:
         ``timeout`` (seconds) defaults to ``config.shutdown_timeout``
         (``configure(shutdown_timeout=...)``, ``OTEL_SSE_SHUTDOWN_TIMEOUT``, 5 s).
         The live stream is flushed, then the providers this handle owns shut
-        down side by side, exporting what they hold. Shortly before the deadline
-        whatever is still exporting is given up: the exporters are shut down,
-        which interrupts their retries and the requests in flight, and what
-        was left is counted, not exported; one warning line says what was
-        lost. The atexit hook registered by ``configure()`` is this method.
-        Returns True when everything was exported. From a coroutine, await
-        :meth:`ashutdown` instead: this call blocks its thread until done.
+        down side by side, exporting what they hold, and the gateway forwarder
+        sends what it holds (a gateway that is away gets one more attempt).
+        Shortly before the deadline whatever is still exporting is given up:
+        the exporters are shut down, which interrupts their retries and the
+        requests in flight, and what was left is counted, not exported; one
+        warning line says what was lost. The atexit hook registered by
+        ``configure()`` is this method. Returns True when everything was
+        exported. From a coroutine, await :meth:`ashutdown` instead: this call
+        blocks its thread until done.
         """
         deadline = self._deadline(
             self.config.shutdown_timeout if timeout is None else timeout, "timeout")
@@ -190,7 +218,14 @@ class Telemetry:
         for bridge in self.bridges:
             bridge.flush(deadline.remaining())
             bridge.close()
+        gateway = self.gateway
+        if gateway is not None:
+            # Beside the exporters (the forwarder has every ended span already), and
+            # on this deadline, not the one of its processors' shutdown.
+            gateway.start_close(deadline.remaining())
         jobs = self._stop_jobs(deadline)
+        if gateway is not None:
+            jobs.append(Job("gateway", lambda: gateway.close(deadline.remaining())))
         # Give up a little before the deadline: the exporters then need a moment
         # to stop, and the counts below are final only once they have.
         finished = wait_all(jobs, deadline, reserve=min(0.25, deadline.seconds / 10))
@@ -204,7 +239,8 @@ class Telemetry:
         message = describe_losses(losses, deadline.seconds if gave_up else None, blocked)
         if message:
             _log.warning("%s", message)
-        return finished and not any(_lost(counts) for counts in losses.values())
+        return finished and all(job.ok for job in jobs if job.name == "gateway") and not any(
+            _lost(counts) for counts in losses.values())
 
     def _stop_jobs(self, deadline: Deadline) -> list[Job]:
         """Shut down the providers this handle owns, each on a thread of its own."""
@@ -315,9 +351,9 @@ class TelemetryRegistry:
         if isinstance(tp, TracerProvider) and isinstance(lp, LoggerProvider) and (
                 not cfg.sdk_disabled):
             if self._global_attached is None or self._global_attached.tracer_provider is not tp:
-                self._global_attached = Telemetry(
+                self._global_attached = self._with_gateway(Telemetry(
                     cfg, tp, lp, metrics.get_meter_provider(), owns_tracer_provider=False,
-                    owns_logger_provider=False, owned_meter_provider=None)
+                    owns_logger_provider=False, owned_meter_provider=None))
             return self._global_attached
         return self._private_handle(server, cfg)
 
@@ -335,10 +371,20 @@ class TelemetryRegistry:
             _live(LoggerProvider(resource=resource, shutdown_on_exit=False)),
             NoOpMeterProvider() if cfg.sdk_disabled else metrics.get_meter_provider(),
             owns_tracer_provider=True, owns_logger_provider=True, owned_meter_provider=None)
+        self._with_gateway(handle)
         try:
             self._private[server] = handle
         except TypeError:
             self._private_by_id[id(server)] = (server, handle)
+        return handle
+
+    @staticmethod
+    def _with_gateway(handle: Telemetry) -> Telemetry:
+        """``OTEL_SSE_GATEWAY`` without ``configure()``: the handle forwards too, and
+        sends what it holds when the process exits."""
+        if handle.config.gateway is not None:
+            handle.attach_gateway(handle.config.gateway)
+            atexit.register(handle.shutdown)
         return handle
 
     def _forget(self, handle: Telemetry) -> None:
@@ -391,10 +437,13 @@ def _build(cfg: TelemetryConfig, metric_readers: Sequence[MetricReader],
         if use_global:
             metrics.set_meter_provider(owned_meter)
 
-    return Telemetry(cfg, tracer_provider, logger_provider, meter_provider,
-                     owns_tracer_provider=owns_tp, owns_logger_provider=owns_lp,
-                     owned_meter_provider=owned_meter, health=pipes.health,
-                     guards=pipes.guards, on_shutdown=on_shutdown)
+    handle = Telemetry(cfg, tracer_provider, logger_provider, meter_provider,
+                       owns_tracer_provider=owns_tp, owns_logger_provider=owns_lp,
+                       owned_meter_provider=owned_meter, health=pipes.health,
+                       guards=pipes.guards, on_shutdown=on_shutdown)
+    if cfg.gateway is not None:
+        handle.attach_gateway(cfg.gateway)
+    return handle
 
 
 _REGISTRY: Final = TelemetryRegistry()
@@ -429,6 +478,8 @@ def configure(
     sdk_disabled: bool | None = None,
     metric_readers: list[MetricReader] | None = None,
     env: Mapping[str, str] | None = None,
+    gateway: str | GatewayConfig | None = None,
+    token: str | None = None,
 ) -> Telemetry:
     """Set up tracing, logs and metrics with OTLP export and the live SSE stream.
 
@@ -455,6 +506,15 @@ def configure(
     otel-sse's own feature and keeps working: spans and log records still
     reach ``server`` through private providers, with real ids.
 
+    ``gateway`` (``OTEL_SSE_GATEWAY``), the URL of a gateway (``otel-sse serve``)
+    in another process, streams this process's telemetry live through it: span
+    starts, tokens, progress and output lines reach its subscribers while they
+    happen, over OTLP/HTTP, beside the normal export (see
+    :mod:`otel_sse.telemetry.gateway`; a :class:`GatewayConfig` sets more).
+    ``token`` is the gateway's producer token (else ``OTEL_SSE_GATEWAY_TOKEN``,
+    ``OTEL_SSE_PRODUCER_TOKEN``, ``OTEL_SSE_TOKEN``); it is never logged.
+    ``telemetry.gateway.stats()`` counts what was sent and lost.
+
     ``shutdown_timeout`` (seconds, ``OTEL_SSE_SHUTDOWN_TIMEOUT``, default 5) bounds
     :meth:`Telemetry.shutdown` and the atexit hook registered here. Emitters
     created afterwards use the returned handle.
@@ -472,6 +532,7 @@ def configure(
         export_max_batch_size=export_max_batch_size, capture_content=capture_content,
         export_tokens=export_tokens, set_global=set_global, live_queue_size=live_queue_size,
         shutdown_timeout=shutdown_timeout, sdk_disabled=sdk_disabled,
+        gateway=gateway, gateway_token=token,
     )
     return _REGISTRY.configure(cfg, server, metric_readers or ())
 
