@@ -161,6 +161,7 @@ class EventHub:
         through the gateway; ``""``: this one): the open-work state sees it first, and
         what it causes (``trace:completed``) follows it."""
         check_field("event name", event_type)
+        self.spans.touch(source)
         follow = self.spans.observe(event_type, data, source) if event_type in TRACKED else ()
         self.fanout.publish(event_type, data_text(data, self.limits.max_event_bytes))
         self.published += 1

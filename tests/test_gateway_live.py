@@ -244,8 +244,10 @@ async def test_an_app_in_another_process_streams_live_through_the_gateway(
                     await app.tell(f"rate {window}")
                     sent = int((await app.line(f"rate done {window}", 120)).split()[-1])
                     prefix = f"rate{window}-"
-                    await sub.wait_for(f"window {window}'s tokens", lambda prefix=prefix, sent=sent:
-                                       len(sub.of_prefix("llm:token", prefix)) >= sent, 60)
+                    def arrived(prefix: str = prefix, sent: int = sent) -> bool:
+                        return len(sub.of_prefix("llm:token", prefix)) >= sent
+
+                    await sub.wait_for(f"window {window}'s tokens", arrived, 60)
                     windows[window] = [(received - int(data["token"])) / 1e6 for data, received
                                        in sub.of_prefix("llm:token", prefix)]
                     assert len(windows[window]) == sent == TOKENS

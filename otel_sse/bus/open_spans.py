@@ -77,13 +77,16 @@ class OpenSpans:
         self.forgotten = 0
         self.completed = 0
 
+    def touch(self, source: str) -> None:
+        """``source`` sent something (a keepalive counts): its spans are not stale."""
+        if source:
+            self.sources[source] = self.clock()
+
     def is_open(self, span_id: str | None) -> bool:
         return span_id is not None and span_id in self.spans
 
     def observe(self, event_type: str, data: dict[str, Any], source: str = LOCAL) -> list[Event]:
         """Note one published event; returns the events it causes (``trace:completed``)."""
-        if source:
-            self.sources[source] = self.clock()
         span_id = data.get("spanId")
         if not isinstance(span_id, str):
             return []
