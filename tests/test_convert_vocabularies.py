@@ -163,6 +163,12 @@ async def test_genai_tool_span_gives_tool_call_and_result(spans: Spans) -> None:
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather"},
         error="timeout")
     assert _of(failed, "llm:tool:result")["error"] == "timeout"
+    # With an error.type, the contract's error object names it.
+    typed = await spans.run("execute_tool get_weather", {
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather"},
+        {"error.type": "TimeoutError"}, error="timeout")
+    assert _of(typed, "llm:tool:result")["error"] == {"message": "timeout",
+                                                      "name": "TimeoutError"}
 
 
 async def test_genai_agent_spans_give_agent_events(spans: Spans) -> None:

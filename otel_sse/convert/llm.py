@@ -433,5 +433,18 @@ def tool_result_payload(attributes: Mapping[str, Any], request_id: str, span_hex
     execution = attributes.get(n.TOOL_EXECUTION_TIME_MS)
     payload["executionTime"] = execution if execution is not None else duration_ms
     if error is not None:
-        payload["error"] = error_value(error)
+        payload["error"] = _tool_error(error_value(error), attributes.get(n.ERROR_TYPE))
     return payload
+
+
+# ``error.type`` values that name no particular error.
+_GENERIC_ERROR_TYPES = frozenset({"_OTHER", "ToolError"})
+
+
+def _tool_error(error: Any, error_type: Any) -> Any:
+    """A failed tool's error: with the span's ``error.type`` (an exception's class,
+    say), the contract's error object ``{message, name}``, else the message."""
+    if (isinstance(error, str) and isinstance(error_type, str) and error_type
+            and error_type not in _GENERIC_ERROR_TYPES):
+        return {"message": error, "name": error_type}
+    return error
