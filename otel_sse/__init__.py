@@ -29,6 +29,10 @@ _EXPORTS = {
     "TaskStatus": "otel_sse.emitters",
     "AgentStatus": "otel_sse.emitters",
     "configure": "otel_sse.telemetry",
+    "task": "otel_sse.instrument",
+    "agent": "otel_sse.instrument",
+    "tool": "otel_sse.instrument",
+    "llm_request": "otel_sse.instrument",
 }
 
 __all__ = [
@@ -44,7 +48,11 @@ __all__ = [
     "TaskStatus",
     "TaskStream",
     "__version__",
+    "agent",
     "configure",
+    "llm_request",
+    "task",
+    "tool",
 ]
 
 if TYPE_CHECKING:
@@ -57,6 +65,7 @@ if TYPE_CHECKING:
         TaskStatus,
         TaskStream,
     )
+    from otel_sse.instrument import agent, llm_request, task, tool
     from otel_sse.server import SSEServer
     from otel_sse.telemetry import configure
 
