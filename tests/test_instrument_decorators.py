@@ -334,3 +334,35 @@ def test_bad_options_are_refused_when_decorating() -> None:
     with pytest.raises(ConfigError, match="model=''"):
         otel_sse.llm_request(provider="openai", model="")
     assert otel_sse.task(None) is not None  # bare options are fine
+
+
+async def test_pinned_instrumentation_and_fresh_emitters_per_configure() -> None:
+    from otel_sse.instrument import Instrumentation
+
+    async with rig() as first:
+        assert Instrumentation.current() is Instrumentation.current()
+        pinned = Instrumentation(first.server, first.tel, capture_content=True)
+
+        @otel_sse.task("pinned", instrumentation=pinned)
+        def pinned_task(x: int) -> int:
+            return x
+
+        async with rig() as second:  # a newer configure(): the default follows it
+            assert Instrumentation.current().telemetry is second.tel
+            assert Instrumentation.current().server is second.server
+            frames = await first.run(lambda: asyncio.to_thread(pinned_task, 7))
+    # The pinned instrumentation recorded on its own server, with its own capture.
+    assert of(seeds(frames), "task:completed")[0]["result"] == 7
+
+
+def test_decorators_import_no_framework() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, otel_sse\n"
+            "otel_sse.task, otel_sse.agent, otel_sse.tool, otel_sse.llm_request\n"
+            "heavy = {'openai', 'agents', 'langchain', 'langgraph', 'aiohttp', 'hypercorn'}\n"
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
