@@ -237,3 +237,30 @@ async def test_a_failing_request_is_an_error_and_the_exception_passes() -> None:
     assert span["status_code"] == "error"
     assert span["attributes"]["error.type"] == "RateLimited"
     assert span["attributes"]["gen_ai.response.finish_reasons"] == ["error"]
+
+
+async def test_a_tool_run_inside_the_request_block_answers_that_request() -> None:
+    @otel_sse.tool("get_weather")
+    def get_weather(city: str) -> str:
+        return f"sunny in {city}"
+
+    @otel_sse.task("inside")
+    def inside() -> None:
+        with otel_sse.llm_request(provider="openai", model="gpt-4o-mini") as request:
+            for _ in request.wrap(OPENAI_CHUNKS):
+                pass
+            for call in request.tool_calls:
+                get_weather(**json.loads(call["arguments"]))
+            get_weather("Lyon")  # a call the model did not ask for
+
+    async with rig() as r:
+        frames = await r.run(lambda: asyncio.to_thread(inside))
+        spans = await r.spans(4)
+    started = of(frames, "llm:request:started")[0]
+    calls = of(frames, "llm:tool:call")
+    assert [c["requestId"] for c in calls] == [started["requestId"]] * 2
+    assert calls[0]["toolCallId"] == "call_1"  # the model's id
+    assert calls[1]["toolCallId"] != "call_1"
+    # Run inside the block, the tools are children of the request's span.
+    assert {spans[c["spanId"]]["parent_span_id"] for c in calls} == {started["spanId"]}
+    assert [t for t, _ in seeds(frames) if t.startswith("llm:")][-1] == "llm:request:completed"

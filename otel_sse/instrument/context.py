@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
@@ -42,33 +43,54 @@ class Origin:
     model: str
 
 
-class RequestLog:
-    """The LLM requests made within one decorated call, for the tools it runs next.
+Calls = list[tuple[str, str]]  # (tool name, tool call id), in the response's order
 
-    A request that asked for tool calls leaves them here; a decorated tool run
-    afterwards in the same call claims the first one of its name, so that its
-    events carry the request's id and the model's tool-call id.
+
+class RequestLog:
+    """The LLM requests made within one decorated call, for the tools it runs.
+
+    A tool run while a request is open answers that request; one run after it
+    answers the last request that ended. Either way it claims the first call of
+    its name the response asked for and no tool claimed yet, so that its events
+    carry the request's id and the model's tool-call id.
     """
 
-    __slots__ = ("_calls", "_last", "_lock")
+    __slots__ = ("_claimed", "_last", "_lock", "_open", "_pending")
 
     def __init__(self) -> None:
+        self._open: tuple[Origin, Callable[[], Calls]] | None = None
         self._last: Origin | None = None
-        self._calls: deque[tuple[str, str]] = deque()  # (tool name, tool call id)
+        self._pending: deque[tuple[str, str]] = deque()
+        self._claimed: set[str] = set()
         self._lock = threading.Lock()
 
-    def record(self, origin: Origin, calls: list[tuple[str, str]]) -> None:
-        """A request ended; ``calls`` are the (tool name, call id) it asked for."""
+    def begin(self, origin: Origin, calls: Callable[[], Calls]) -> None:
+        """A request opened; ``calls()`` tells the tool calls read from it so far."""
         with self._lock:
+            self._open = (origin, calls)
+            self._claimed = set()
+
+    def record(self, origin: Origin, calls: Calls) -> None:
+        """A request ended; ``calls`` are the tool calls it asked for."""
+        with self._lock:
+            self._open = None
             self._last = origin
-            self._calls = deque(calls)
+            self._pending = deque(call for call in calls if call[1] not in self._claimed)
+            self._claimed = set()
 
     def claim(self, tool_name: str) -> tuple[Origin | None, str | None]:
-        """The last request and the id of its first unclaimed call of ``tool_name``."""
+        """The request a tool run answers and the id of the call it takes, if any."""
         with self._lock:
-            for index, (name, call_id) in enumerate(self._calls):
+            if self._open is not None:
+                origin, source = self._open
+                for name, call_id in source():
+                    if name == tool_name and call_id not in self._claimed:
+                        self._claimed.add(call_id)
+                        return origin, call_id
+                return origin, None
+            for index, (name, call_id) in enumerate(self._pending):
                 if name == tool_name:
-                    del self._calls[index]
+                    del self._pending[index]
                     return self._last, call_id
             return self._last, None
 

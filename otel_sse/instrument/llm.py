@@ -20,9 +20,9 @@ Leaving completes the request with the text, the tool calls the response asked
 for, the usage and the response's id and model when the stream carried them
 (``llm:usage``, ``llm:request:completed``), or, when the block raised,
 ``llm:request:error`` with the exception's type and message (re-raised
-unchanged). A decorated tool run afterwards in the same task or agent
-answers this request: its events carry this ``requestId`` and the model's
-tool-call id.
+unchanged). A decorated tool run inside the block (a child of the request's
+span), or afterwards in the same task or agent, answers this request: its
+events carry this ``requestId`` and the model's tool-call id.
 
 While the block runs the request's span is current, so spans started inside
 (an HTTP client's) nest under it; like OpenTelemetry's own
@@ -78,6 +78,9 @@ class LLMRequest:
                 provider=self.provider, model=self.model, agent_id=frame.agent_id,
                 task_id=frame.task_id, **self._fields)
         self._open = True
+        if frame.requests is not None:  # tools run inside the block answer this request
+            frame.requests.begin(Origin(self.request_id, self.provider, self.model),
+                                 self._calls)
         span_context = llm.request_context(self.request_id)
         if span_context is not None:
             self._token = otel_context.attach(span_context)
@@ -113,7 +116,10 @@ class LLMRequest:
         requests = current_frame().requests
         if requests is not None:
             requests.record(Origin(self.request_id, self.provider, self.model),
-                            [(c["tool_name"], c["tool_call_id"]) for c in calls])
+                            self._calls())
+
+    def _calls(self) -> list[tuple[str, str]]:
+        return [(c["tool_name"], c["tool_call_id"]) for c in self._reader.tool_calls]
 
     def __enter__(self) -> LLMRequest:
         return self.start()
