@@ -317,7 +317,7 @@ async def test_a_fixed_agent_id_is_spawned_once() -> None:
         await asyncio.sleep(0)
 
     async with rig() as r:
-        frames = await r.run(lambda: asyncio.gather(*(support() for _ in range(1))))
+        frames = await r.run(support)
         frames += await r.run(support)
     events = seeds(frames)
     assert [d["agentId"] for d in of(events, "agent:spawned")] == ["support-1"]
