@@ -31,6 +31,10 @@ _EXPORTS = {
     "TaskStatus": "otel_sse.emitters",
     "AgentStatus": "otel_sse.emitters",
     "configure": "otel_sse.telemetry",
+    "task": "otel_sse.instrument",
+    "agent": "otel_sse.instrument",
+    "tool": "otel_sse.instrument",
+    "llm_request": "otel_sse.instrument",
 }
 
 __all__ = [
@@ -46,7 +50,11 @@ __all__ = [
     "TaskStatus",
     "TaskStream",
     "__version__",
+    "agent",
     "configure",
+    "llm_request",
+    "task",
+    "tool",
 ]
 
 if TYPE_CHECKING:
@@ -59,6 +67,7 @@ if TYPE_CHECKING:
         TaskStatus,
         TaskStream,
     )
+    from otel_sse.instrument import agent, llm_request, task, tool
     from otel_sse.server import SSEServer
     from otel_sse.telemetry import configure
 

@@ -163,6 +163,12 @@ async def test_genai_tool_span_gives_tool_call_and_result(spans: Spans) -> None:
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather"},
         error="timeout")
     assert _of(failed, "llm:tool:result")["error"] == "timeout"
+    # With an error.type, the contract's error object names it.
+    typed = await spans.run("execute_tool get_weather", {
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather"},
+        {"error.type": "TimeoutError"}, error="timeout")
+    assert _of(typed, "llm:tool:result")["error"] == {"message": "timeout",
+                                                      "name": "TimeoutError"}
 
 
 async def test_genai_agent_spans_give_agent_events(spans: Spans) -> None:
@@ -279,9 +285,9 @@ async def test_openllmetry_workflow_task_agent_and_tool_spans(spans: Spans) -> N
         "traceloop.entity.input": json.dumps({"inputs": {"q": "otel"}})},
         {"traceloop.entity.output": json.dumps({"output": ["a", "b"]})})
     call, result = _of(tool, "llm:tool:call"), _of(tool, "llm:tool:result")
-    assert call["toolName"] == "search" and json.loads(call["arguments"]) == {
-        "inputs": {"q": "otel"}}
-    assert result["result"] == {"output": ["a", "b"]}
+    # The callback's envelope is opened: the tool's own arguments.
+    assert call["toolName"] == "search" and json.loads(call["arguments"]) == {"q": "otel"}
+    assert result["result"] == ["a", "b"]  # the callback's envelope opened
 
 
 async def test_openllmetry_llm_span(spans: Spans) -> None:
@@ -313,3 +319,64 @@ async def test_openllmetry_llm_span(spans: Spans) -> None:
 async def test_spans_in_no_vocabulary_stay_generic(spans: Spans) -> None:
     assert await spans.run("GET /items", {"http.route": "/items"}) == []
     assert await spans.run("retrieval docs", {"gen_ai.operation.name": "retrieval"}) == []
+
+
+# -- attributes given after the start (OpenLLMetry) ---------------------------------------------
+_TL_TOOL = {
+    "traceloop.span.kind": "tool", "traceloop.entity.name": "get_weather",
+    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather",
+    "traceloop.entity.input": json.dumps({
+        "input_str": "{'city': 'Paris'}", "tags": [], "metadata": {},
+        "inputs": {"city": "Paris"}, "kwargs": {"tool_call_id": "call_7"}}),
+}
+_TL_TOOL_END = {"traceloop.entity.output": json.dumps({"output": {
+    "lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", "ToolMessage"],
+    "kwargs": {"content": "sunny", "tool_call_id": "call_7"}}, "kwargs": {}})}
+
+
+async def test_attributes_set_right_after_the_start_still_give_start_events(spans: Spans
+                                                                           ) -> None:
+    span = spans.tracer.start_span("execute_tool get_weather")
+    span.set_attributes(_TL_TOOL)  # as OpenLLMetry does, once start_span returned
+    await settle()
+    # The span is still open: its start was read with the attributes it has now.
+    assert [t for t, _ in spans.sink.events] == ["llm:tool:call", "span:started"]
+    call = spans.sink.of("llm:tool:call")[0]
+    assert call["toolCallId"] == "call_7" and call["toolName"] == "get_weather"
+    assert json.loads(call["arguments"]) == {"city": "Paris"}  # the envelope opened
+    span.set_attributes(_TL_TOOL_END)
+    span.end()
+    await settle()
+    assert [t for t, _ in spans.sink.events if not t.startswith("span:")] == [
+        "llm:tool:call", "llm:tool:result"]
+    assert spans.sink.of("llm:tool:result")[0]["result"] == "sunny"
+    for event_type, data in spans.sink.events:
+        check_event(event_type, data)
+
+
+async def test_a_span_classified_only_at_its_end_gives_its_start_events_first(spans: Spans
+                                                                             ) -> None:
+    def short_lived() -> None:
+        span = spans.tracer.start_span("weather_agent.workflow")
+        span.set_attributes({"traceloop.span.kind": "workflow",
+                             "traceloop.entity.name": "weather_agent"})
+        span.end()  # gone before the stream looks at its start
+
+    short_lived()
+    await settle()
+    events = [(t, d) for t, d in spans.sink.events if not t.startswith("span:")]
+    assert [t for t, _ in events] == ["task:created", "task:started", "task:completed"]
+    assert {d["name"] for _, d in events} == {"weather_agent"}
+    created, completed = events[0][1], events[2][1]
+    assert created["timestamp"] <= completed["timestamp"]
+    for event_type, data in spans.sink.events:
+        check_event(event_type, data)
+
+
+async def test_an_operation_the_conventions_do_not_name_falls_back_to_openllmetry(
+        spans: Spans) -> None:
+    events = await spans.run("execute_task model", {
+        "gen_ai.operation.name": "execute_task", "traceloop.span.kind": "task",
+        "traceloop.entity.name": "model"})
+    assert _types(events) == ["task:created", "task:started", "task:completed"]
+    assert _of(events, "task:created")["name"] == "model"

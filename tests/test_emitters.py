@@ -290,3 +290,37 @@ async def test_without_configure_events_have_real_ids(sink: ListSink) -> None:
     for event_type, data in sink.events:
         check_event(event_type, data)
     assert {"task:created", "task:completed", "span:started", "span:ended"} <= set(sink.types())
+
+
+async def test_tool_runs_outside_an_open_request_and_error_objects(sink: ListSink,
+                                                                   tel: Telemetry) -> None:
+    exporter = _exported(tel)
+    llm = LLMStream(sink, telemetry=tel)
+    tasks = TaskStream(sink, telemetry=tel)
+    llm.emit_request_started("r", provider="openai", model="gpt", messages=[])
+    llm.emit_request_completed("r", response="", duration=1)
+    # After its request completed a call without an origin is ignored, as before ...
+    llm.emit_tool_call("r", tool_call_id="lost", tool_name="f", arguments="{}")
+    # ... and one that names where it comes from is recorded.
+    llm.emit_tool_call("r", tool_call_id="c", tool_name="f", arguments="{}",
+                       provider="openai", model="gpt", task_id="t")
+    llm.emit_tool_result("r", tool_call_id="c", tool_name="f", result=None,
+                         provider="openai", model="gpt", task_id="t",
+                         error={"message": "no such file", "name": "FileNotFoundError"})
+    tasks.emit_task_created("t2")
+    tasks.emit_task_failed("t2", {"message": "bad input", "name": "ValueError"})
+    await settle()
+    calls = sink.of("llm:tool:call")
+    assert [c["toolCallId"] for c in calls] == ["c"]
+    assert calls[0]["requestId"] == "r" and calls[0]["taskId"] == "t"
+    result = sink.of("llm:tool:result")[0]
+    assert result["error"] == {"message": "no such file", "name": "FileNotFoundError"}
+    assert sink.of("task:failed")[0]["error"] == {"message": "bad input", "name": "ValueError"}
+    for event_type, data in sink.events:
+        check_event(event_type, data)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    tool, task = spans["execute_tool f"], spans["task"]
+    assert tool.attributes["error.type"] == "FileNotFoundError"  # type: ignore[index]
+    assert tool.status.description == "no such file"
+    assert task.attributes["error.type"] == "ValueError"  # type: ignore[index]
+    assert task.status.description == "bad input"

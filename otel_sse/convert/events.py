@@ -7,6 +7,7 @@ loop, off the thread that made the telemetry.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import otel_sse.convert.names as n
@@ -40,8 +41,13 @@ def _seeds(span: SpanRecord, seeds: list[Seed], time_ns: int, ids: Ids,
     return out
 
 
-def span_started_events(span: SpanRecord) -> list[Event]:
-    """``task:created`` / ``agent:started`` / ``llm:request:started`` ... and ``span:started``."""
+def span_started_events(span: SpanRecord, *, words: dict[str, Any] | None = None
+                        ) -> list[Event]:
+    """``task:created`` / ``agent:started`` / ``llm:request:started`` ... and ``span:started``.
+
+    ``words``: the attributes the span was given right after it started, when its
+    start named no vocabulary (what its start stands for is read from them;
+    ``span:started`` shows the attributes it started with)."""
     ids = hex_trace(span.trace_id), hex_span(span.span_id), hex_span(span.parent_span_id)
     start = span.start_time_ns
     attributes = span.attributes
@@ -50,14 +56,22 @@ def span_started_events(span: SpanRecord) -> list[Event]:
         "kind": span.kind, "serviceName": span.service_name, "attributes": attributes,
         "startTime": iso_us(start), "timestamp": iso_ms_ns(start),
     })
+    if words is not None:
+        named = replace(span, attributes=words)
+        return _seeds(named, started_seeds(named, classify(words)), start, ids, generic)
     # Most spans name no operation: one C-level pass over their keys tells.
     if MARKERS.isdisjoint(attributes):
         return [generic]
     return _seeds(span, started_seeds(span, classify(attributes)), start, ids, generic)
 
 
-def span_ended_events(span: SpanRecord) -> list[Event]:
-    """``task:completed`` / ``llm:request:error`` ... and ``span:ended``."""
+def span_ended_events(span: SpanRecord, *, late_start: bool = False) -> list[Event]:
+    """``task:completed`` / ``llm:request:error`` ... and ``span:ended``.
+
+    ``late_start``: the span's start stood for no event (it was given its
+    vocabulary's attributes only after it started), so the events its start
+    stands for come first, rebuilt from the attributes it ended with and dated
+    at its start."""
     ids = hex_trace(span.trace_id), hex_span(span.span_id), hex_span(span.parent_span_id)
     start = span.start_time_ns
     end = span.end_time_ns or start
@@ -76,7 +90,12 @@ def span_ended_events(span: SpanRecord) -> list[Event]:
     ]
     if MARKERS.isdisjoint(attributes):
         return [("span:ended", data)]
-    return _seeds(span, ended_seeds(span, classify(attributes)), end, ids, ("span:ended", data))
+    kind = classify(attributes)
+    events = _seeds(span, ended_seeds(span, kind), end, ids, ("span:ended", data))
+    if late_start:
+        return [(event_type, _finish(payload, span.live, start, ids))
+                for event_type, payload in started_seeds(span, kind)] + events
+    return events
 
 
 def span_events(span: SpanRecord, *, with_start: bool = False) -> list[Event]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import otel_sse.convert.messages as msg
 import otel_sse.convert.names as n
+import otel_sse.convert.traceloop as traceloop
 from otel_sse.convert.values import (
     error_text,
     error_value,
@@ -391,7 +392,8 @@ def _tool_base(attributes: Mapping[str, Any], request_id: str, span_hex: str | N
                span_name: str | None) -> dict[str, Any]:
     """The base of a tool payload, with ``toolCallId`` and ``toolName``."""
     payload = base_payload(attributes, request_id)
-    call_id = first(attributes, n.GEN_AI_TOOL_CALL_ID, n.OI_TOOL_CALL_ID, n.OI_TOOL_ID)
+    call_id = (first(attributes, n.GEN_AI_TOOL_CALL_ID, n.OI_TOOL_CALL_ID, n.OI_TOOL_ID)
+               or traceloop.tool_call_id(attributes))
     name = first(attributes, n.GEN_AI_TOOL_NAME, n.OI_TOOL_NAME, n.TL_ENTITY_NAME)
     payload["toolCallId"] = call_id if call_id is not None else span_hex
     payload["toolName"] = name if name is not None else (span_name or "tool")
@@ -403,8 +405,8 @@ def tool_call_payload(attributes: Mapping[str, Any], request_id: str,
                       ) -> dict[str, Any]:
     """The ``llm:tool:call`` payload of a tool span's start, or of a record."""
     payload = _tool_base(attributes, request_id, span_hex, span_name)
-    arguments = first(attributes, n.GEN_AI_TOOL_CALL_ARGUMENTS, n.OI_INPUT_VALUE,
-                      n.TL_ENTITY_INPUT)
+    arguments = traceloop.tool_arguments(attributes, first(
+        attributes, n.GEN_AI_TOOL_CALL_ARGUMENTS, n.OI_INPUT_VALUE, n.TL_ENTITY_INPUT))
     payload["arguments"] = arguments_text(arguments) if arguments is not None else ""
     complete = attributes.get(n.TOOL_COMPLETE)
     payload["isComplete"] = complete if complete is not None else True
@@ -427,11 +429,24 @@ def tool_result_payload(attributes: Mapping[str, Any], request_id: str, span_hex
                         ) -> dict[str, Any]:
     """The ``llm:tool:result`` payload of an ended tool span."""
     payload = _tool_base(attributes, request_id, span_hex, span_name)
-    result = first(attributes, n.GEN_AI_TOOL_CALL_RESULT, n.OI_OUTPUT_VALUE,
-                   n.TL_ENTITY_OUTPUT)
+    result = traceloop.tool_result(attributes, first(
+        attributes, n.GEN_AI_TOOL_CALL_RESULT, n.OI_OUTPUT_VALUE, n.TL_ENTITY_OUTPUT))
     payload["result"] = from_json_text(result)
     execution = attributes.get(n.TOOL_EXECUTION_TIME_MS)
     payload["executionTime"] = execution if execution is not None else duration_ms
     if error is not None:
-        payload["error"] = error_value(error)
+        payload["error"] = _tool_error(error_value(error), attributes.get(n.ERROR_TYPE))
     return payload
+
+
+# ``error.type`` values that name no particular error.
+_GENERIC_ERROR_TYPES = frozenset({"_OTHER", "ToolError"})
+
+
+def _tool_error(error: Any, error_type: Any) -> Any:
+    """A failed tool's error: with the span's ``error.type`` (an exception's class,
+    say), the contract's error object ``{message, name}``, else the message."""
+    if (isinstance(error, str) and isinstance(error_type, str) and error_type
+            and error_type not in _GENERIC_ERROR_TYPES):
+        return {"message": error, "name": error_type}
+    return error

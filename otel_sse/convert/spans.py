@@ -1,9 +1,10 @@
 """Which contract events a span's start and end stand for.
 
 A span is classified by the first vocabulary that names its operation:
-``gen_ai.operation.name`` (GenAI), ``openinference.span.kind`` (OpenInference),
-``traceloop.span.kind`` / ``llm.request.type`` (OpenLLMetry); a span with none
-of these but an ``otel_sse.task.id`` is one of our tasks.
+``gen_ai.operation.name`` (GenAI, when it is one of the operations below),
+``openinference.span.kind`` (OpenInference), ``traceloop.span.kind`` /
+``llm.request.type`` (OpenLLMetry); a span with none of these but an
+``otel_sse.task.id`` is one of our tasks.
 
 =============================  ================================  ============================
 operation                      start                             end
@@ -65,7 +66,11 @@ def classify(attributes: Mapping[str, Any]) -> str | None:
         return None
     operation = attributes.get(n.GEN_AI_OPERATION_NAME)
     if operation is not None:
-        return _BY_OPERATION.get(operation)
+        found = _BY_OPERATION.get(operation)
+        if found is not None:
+            return found
+        # An operation the conventions do not name (OpenLLMetry's ``execute_task``):
+        # another vocabulary on the span may.
     kind = attributes.get(n.OI_SPAN_KIND)
     if isinstance(kind, str):
         return _BY_OPENINFERENCE.get(kind.upper())

@@ -22,6 +22,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 import otel_sse.convert.names as n
 from otel_sse.convert import LiveEvent
 from otel_sse.convert.records import record_fields
+from otel_sse.convert.values import error_text
 from otel_sse.processors.bridge import SSEBridge, set_live
 from otel_sse.processors.model import OtelSSELogRecord
 from otel_sse.processors.sink import LiveSink
@@ -78,6 +79,17 @@ def normalize(data: Mapping[str, Any], spec: Spec, where: str) -> dict[str, Any]
                      for v in value]
         out[name] = plain(value)
     return out
+
+
+def error_parts(error: Any, default_type: str) -> tuple[str, str]:
+    """(message, ``error.type``) of an error given as text or as the contract's error
+    object ``{message, name?, code?}``: the object's name (else code) is its type."""
+    if isinstance(error, Mapping):
+        message = error.get("message")
+        kind = error.get("name") or error.get("code")
+        return (str(message) if message is not None else error_text(error),
+                str(kind) if kind else default_type)
+    return str(error), default_type
 
 
 def one_dict_or_kwargs(value: Mapping[str, Any] | None, kwargs: Mapping[str, Any],
@@ -203,6 +215,11 @@ class Emitter:
         if self.redact_content:
             return out, dict(redacted)
         return out, (None if exported else dict(content))
+
+    # -- running code inside an entity's span ----------------------------------------
+    def _context_of(self, kind: str, key: str | None) -> Context | None:
+        entry = self._spans.get(kind, key)
+        return entry.context if entry is not None else None
 
     # -- recording ----------------------------------------------------------------
     def _parent(self, *candidates: SpanEntry | None) -> Context | None:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Hashable, Mapping
 from typing import Any, Unpack
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind
 
 import otel_sse.convert.names as n
@@ -29,6 +30,7 @@ from otel_sse.emitters._core import (
     EmitterOptions,
     SpanEntry,
     Spec,
+    error_parts,
     normalize,
     now,
     one_dict_or_kwargs,
@@ -123,8 +125,11 @@ class AgentStream(Emitter):
         self._emit_record(self._entry(agent_id), "agent:paused", state)
         self._fire("agent_paused", state)
 
-    def emit_agent_error(self, agent_id: str, error: str, **data: Any) -> None:
-        """An ``agent:error`` record; the open invocation, if any, ends in error."""
+    def emit_agent_error(self, agent_id: str, error: str | Mapping[str, Any],
+                         **data: Any) -> None:
+        """An ``agent:error`` record; the open invocation, if any, ends in error.
+        ``error`` is a message or ``{message, name?, code?, stack?}``; an object's
+        name (an exception's type) becomes the span's ``error.type``."""
         fields = normalize(data, AGENT_SPEC, "emit_agent_error")
         state = self._update(agent_id, {"status": AgentStatus.ERROR.value, "error": error,
                                         **fields})
@@ -133,7 +138,7 @@ class AgentStream(Emitter):
         self._emit_record(open_entry or self._entry(agent_id), "agent:error", state,
                           level="error")
         if open_entry is not None:
-            self._end_invocation(agent_id, open_entry, str(error))
+            self._end_invocation(agent_id, open_entry, error)
         self._fire("agent_error", state)
 
     # -- output and logs -------------------------------------------------------------
@@ -213,6 +218,11 @@ class AgentStream(Emitter):
         self._fire("agent_health", {"agentId": agent_id, "health": values})
 
     # -- state API --------------------------------------------------------------------
+    def agent_context(self, agent_id: str) -> Context | None:
+        """An OpenTelemetry context with the agent's open invocation current (None when
+        it has none): code run under it, and spans it starts, nest in the invocation."""
+        return self._context_of("agent", agent_id)
+
     def get_agent_state(self, agent_id: str) -> dict[str, Any] | None:
         """A copy of the agent's state (None when unknown)."""
         state = self._states.get(agent_id)
@@ -270,10 +280,12 @@ class AgentStream(Emitter):
         self._homes[agent_id] = entry
         return entry
 
-    def _end_invocation(self, agent_id: str, entry: SpanEntry, error: str | None) -> None:
+    def _end_invocation(self, agent_id: str, entry: SpanEntry, error: Any) -> None:
         """End an ``invoke_agent`` span (its stop or error was a record) and time it."""
-        self._end_span(entry, error=error, error_type="AgentError" if error else None)
+        message, error_type = (error_parts(error, "AgentError") if error is not None
+                               else (None, None))
+        self._end_span(entry, error=message, error_type=error_type)
         name = self._states.get(agent_id, {}).get("name")
         self._instruments.record_invocation(
             time.monotonic() - entry.start, str(name) if name else None,
-            entry.parent_id is not None, "AgentError" if error else None)
+            entry.parent_id is not None, error_type)

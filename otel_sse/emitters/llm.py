@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, Unpack
 
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 import otel_sse.convert.llm as codec
@@ -26,6 +27,7 @@ from otel_sse.emitters._core import (
     EmitterOptions,
     SpanEntry,
     Spec,
+    error_parts,
     normalize,
     now,
     one_dict_or_kwargs,
@@ -43,10 +45,12 @@ STARTED_SPEC: Spec = {"provider": None, "model": None, "agentId": None, "taskId"
                       "systemPrompt": None, "messages": None, "parameters": PARAMETERS_SPEC,
                       "tools": None, "stream": None, "conversationId": None}
 TOKEN_SPEC: Spec = {"token": None, "index": None, "isFinal": None, "finishReason": None}
+# Where a tool run that answers no open request comes from (see emit_tool_call).
+ORIGIN_SPEC: Spec = {"provider": None, "model": None, "agentId": None, "taskId": None}
 TOOL_CALL_SPEC: Spec = {"toolCallId": None, "toolName": None, "arguments": None,
-                        "isComplete": None}
+                        "isComplete": None, **ORIGIN_SPEC}
 TOOL_RESULT_SPEC: Spec = {"toolCallId": None, "toolName": None, "result": None,
-                          "executionTime": None, "error": None}
+                          "executionTime": None, "error": None, **ORIGIN_SPEC}
 _TOOL_CALL_ITEM: Spec = TOOL_CALL_SPEC | {"requestId": None, "provider": None, "model": None,
                                          "agentId": None, "taskId": None, "timestamp": None}
 COMPLETED_SPEC: Spec = {"response": None, "usage": USAGE_SPEC, "duration": None,
@@ -209,18 +213,23 @@ class LLMStream(Emitter):
     def emit_tool_call(self, request_id: str, **data: Any) -> None:
         """``tool_call_id``, ``tool_name``, ``arguments`` (JSON text, maybe partial, or an
         object), ``is_complete``. The first call for an id opens its ``execute_tool``
-        span; later ones (the arguments streaming in) are records in it."""
+        span; later ones (the arguments streaming in) are records in it.
+
+        A tool usually runs after the request that asked for it has completed, or
+        outside any request: then ``provider`` and ``model`` (and ``agent_id``,
+        ``task_id``) say where the call comes from, and its span is a child of the
+        current span. Without them a call for a request that is not open is ignored."""
         if not self.include_tool_calls:
             return
-        request = self._requests.get(request_id)
-        if request is None:
-            return
         fields = normalize(data, TOOL_CALL_SPEC, "emit_tool_call")
+        base = self._tool_origin(request_id, fields)
+        if base is None:
+            return
         fields.setdefault("isComplete", True)
         fields.setdefault("arguments", "")
         call_id = str(fields.get("toolCallId", ""))
         tool = str(fields.get("toolName", "tool"))
-        payload = {**request.base, **{k: v for k, v in fields.items() if k != "arguments"}}
+        payload = {**base, **{k: v for k, v in fields.items() if k != "arguments"}}
         key = f"{request_id}\x00{call_id}"
         open_tool = self._spans.get("tool", key)
         if open_tool is None:
@@ -238,36 +247,38 @@ class LLMStream(Emitter):
                 open_tool.span.set_attributes({
                     n.GEN_AI_TOOL_CALL_ARGUMENTS: codec.arguments_text(fields["arguments"]),
                     n.TOOL_COMPLETE: bool(fields["isComplete"])})
-        self._fire("tool_call", {**request.base, **fields, "timestamp": now()})
+        self._fire("tool_call", {**base, **fields, "timestamp": now()})
 
     def emit_tool_result(self, request_id: str, **data: Any) -> None:
-        """``tool_call_id``, ``tool_name``, ``result``, ``execution_time`` (ms), ``error``."""
+        """``tool_call_id``, ``tool_name``, ``result``, ``execution_time`` (ms), ``error``
+        (a message or ``{message, name?}``: the name becomes ``error.type``);
+        ``provider``, ``model``, ``agent_id``, ``task_id`` as in :meth:`emit_tool_call`."""
         if not self.include_tool_calls:
             return
-        request = self._requests.get(request_id)
-        if request is None:
-            return
         fields = normalize(data, TOOL_RESULT_SPEC, "emit_tool_result")
+        base = self._tool_origin(request_id, fields)
+        if base is None:
+            return
         fields.setdefault("result", None)
         fields.setdefault("executionTime", 0)
         call_id = str(fields.get("toolCallId", ""))
         tool = str(fields.get("toolName", "tool"))
         exported_content, live = self._split_content(
             {"result": fields["result"]}, self.content_on_spans, {"result": REDACTED})
-        payload = {**request.base, **{k: v for k, v in fields.items() if k != "result"},
+        payload = {**base, **{k: v for k, v in fields.items() if k != "result"},
                    **exported_content}
         entry = self._spans.pop("tool", f"{request_id}\x00{call_id}")
         if entry is None:  # a result without a call: still one span, with real ids
             entry = self._start_tool_span(request_id, tool, call_id,
-                                          {**request.base, "toolName": tool,
+                                          {**base, "toolName": tool,
                                            "toolCallId": call_id}, None, implicit=True)
         error = fields.get("error")
-        error_type = "ToolError" if error is not None else None
-        self._end_span(entry, live,
-                       error=str(error) if error is not None else None, error_type=error_type,
+        message, error_type = (error_parts(error, "ToolError") if error is not None
+                               else (None, None))
+        self._end_span(entry, live, error=message, error_type=error_type,
                        attributes=codec.tool_result_attributes(payload, {}))
         self._instruments.record_tool(time.monotonic() - entry.start, tool, error_type)
-        self._fire("tool_result", {**request.base, **fields, "timestamp": now()})
+        self._fire("tool_result", {**base, **fields, "timestamp": now()})
 
     def emit_usage(self, request_id: str, usage: Mapping[str, Any] | None = None,
                    **fields: Any) -> None:
@@ -360,6 +371,16 @@ class LLMStream(Emitter):
         self._fire("request_error", {**payload, "timestamp": now()})
 
     # -- state API ----------------------------------------------------------------------
+    def request_context(self, request_id: str) -> Context | None:
+        """An OpenTelemetry context with the open request's span current (None when
+        the request is not open): spans started under it nest in the request."""
+        return self._context_of("llm", request_id)
+
+    def tool_context(self, request_id: str, tool_call_id: str) -> Context | None:
+        """An OpenTelemetry context with the open tool call's span current (None when
+        it is not open)."""
+        return self._context_of("tool", f"{request_id}\x00{tool_call_id}")
+
     def get_request_state(self, request_id: str) -> dict[str, Any] | None:
         """A copy of the request's state (None when unknown or finished)."""
         request = self._requests.get(request_id)
@@ -390,6 +411,21 @@ class LLMStream(Emitter):
         self._stopped()
 
     # -- internals ----------------------------------------------------------------------------
+    def _tool_origin(self, request_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """The base of a tool event's payload: the open request's, else the origin the
+        call names (its keys leave ``fields``), else None (the event is ignored)."""
+        origin = {key: fields.pop(key) for key in ORIGIN_SPEC if key in fields}
+        request = self._requests.get(request_id)
+        if request is not None:
+            return request.base
+        if "provider" not in origin and "model" not in origin:
+            return None
+        base: dict[str, Any] = {"requestId": request_id,
+                                "provider": str(origin.pop("provider", "unknown")),
+                                "model": str(origin.pop("model", "unknown"))}
+        base.update(origin)
+        return base
+
     def _start_tool_span(self, request_id: str, tool: str, call_id: str,
                          payload: Mapping[str, Any], live: Mapping[str, Any] | None, *,
                          implicit: bool) -> SpanEntry:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Any, Unpack
 
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 import otel_sse.convert.names as n
@@ -22,6 +23,7 @@ from otel_sse.emitters._core import (
     EmitterOptions,
     SpanEntry,
     Spec,
+    error_parts,
     normalize,
     now,
     one_dict_or_kwargs,
@@ -112,8 +114,11 @@ class TaskStream(Emitter):
         self._finish(task_id, "task_completed", TaskStatus.COMPLETED,
                      normalize(data, TASK_SPEC, "emit_task_completed"))
 
-    def emit_task_failed(self, task_id: str, error: str, **data: Any) -> None:
-        """End the task's span in error with its final state (``task:failed``)."""
+    def emit_task_failed(self, task_id: str, error: str | Mapping[str, Any],
+                         **data: Any) -> None:
+        """End the task's span in error with its final state (``task:failed``).
+        ``error`` is a message or ``{message, name?, code?, stack?}``; an object's
+        name (an exception's type) becomes the span's ``error.type``."""
         fields = normalize(data, TASK_SPEC, "emit_task_failed")
         fields["error"] = error
         self._finish(task_id, "task_failed", TaskStatus.FAILED, fields)
@@ -173,6 +178,11 @@ class TaskStream(Emitter):
         self._fire("task_metrics", {"taskId": task_id, "metrics": values})
 
     # -- state API -------------------------------------------------------------------
+    def task_context(self, task_id: str) -> Context | None:
+        """An OpenTelemetry context with the open task's span current (None when the
+        task is not open): code run under it, and spans it starts, nest in the task."""
+        return self._context_of("task", task_id)
+
     def get_task_state(self, task_id: str) -> dict[str, Any] | None:
         """A copy of the task's state (None when unknown)."""
         state = self._states.get(task_id)
@@ -232,13 +242,11 @@ class TaskStream(Emitter):
         self._owned.discard(task_id)
         outcome = status.value
         error = state.get("error") if status is TaskStatus.FAILED else None
+        message, error_type = (error_parts(error, "TaskFailed") if error is not None
+                               else (None, None))
         # The final state (its status names the outcome event) on the span's end.
-        self._end_span(
-            entry,
-            error=str(error) if error is not None else None,
-            error_type="TaskFailed" if error is not None else None,
-            attributes=task_attributes(state),
-        )
+        self._end_span(entry, error=message, error_type=error_type,
+                       attributes=task_attributes(state))
         labels = {"otel_sse.task.outcome": outcome}
         if state.get("type"):
             labels[n.TASK_TYPE] = str(state["type"])

@@ -32,11 +32,13 @@ from otel_sse.convert import (
     span_ended_events,
     span_started_events,
 )
+from otel_sse.convert.spans import MARKERS
 from otel_sse.processors.model import (
     log_from_sdk,
     span_from_sdk,
     span_from_started,
     started_snapshot,
+    words_given_later,
 )
 from otel_sse.processors.sink import sink_loop
 
@@ -59,6 +61,8 @@ _REARM_SECONDS = 0.005
 # limit when the server sets a smaller one.
 _BATCH = 256
 _MIN_BATCH = 8
+# Open spans remembered as having had their start events (see SSEBridge._seeded).
+_SEEDED_LIMIT = 100_000
 
 
 def _slice_for(sink: Any) -> int:
@@ -98,7 +102,7 @@ class SSEBridge:
     """
 
     __slots__ = ("_batch", "_closed", "_draining", "_max", "_publish", "_queue",
-                 "_scheduled", "_taken", "dropped", "errors", "published", "sink")
+                 "_scheduled", "_seeded", "_taken", "dropped", "errors", "published", "sink")
 
     def __init__(self, sink: Any, max_queue: int = 65536) -> None:
         self.sink = sink
@@ -123,6 +127,10 @@ class SSEBridge:
         self._draining = False
         self._closed = False
         self._taken = 0  # items the drain took off the queue (counted on the loop)
+        # Open spans whose start stood for contract events (task:created, ...), as an
+        # ordered set (oldest first, bounded): a span that ends classified but is not
+        # here had its words set after it started, and its start events come late.
+        self._seeded: dict[int, None] = {}
         self.dropped = 0
         self.published = 0
         self.errors = 0
@@ -210,8 +218,7 @@ class SSEBridge:
             self._draining = False
         return done
 
-    @staticmethod
-    def _convert(head: int | tuple[int, Mapping[str, Any]], obj: Any) -> list[Event]:
+    def _convert(self, head: int | tuple[int, Mapping[str, Any]], obj: Any) -> list[Event]:
         if isinstance(head, int):
             code, extra = head, None
         else:
@@ -219,9 +226,20 @@ class SSEBridge:
         if code == _LIVE:  # the most frequent (tokens)
             return live_events(obj)
         if code == _START:
-            return span_started_events(span_from_started(obj, extra))
+            span = span_from_started(obj, extra)
+            events = span_started_events(span, words=words_given_later(obj))
+            if len(events) > 1:  # more than span:started
+                seeded = self._seeded
+                seeded[span.span_id] = None
+                if len(seeded) > _SEEDED_LIMIT:  # spans that never end: forget the oldest
+                    del seeded[next(iter(seeded))]
+            return events
         if code == _END:
-            return span_ended_events(span_from_sdk(obj, True, extra))
+            span = span_from_sdk(obj, True, extra)
+            if MARKERS.isdisjoint(span.attributes):
+                return span_ended_events(span)
+            started = self._seeded.pop(span.span_id, 0) is None
+            return span_ended_events(span, late_start=not started)
         return log_events(log_from_sdk(obj))
 
     # -- flushing -------------------------------------------------------------

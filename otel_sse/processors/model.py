@@ -7,6 +7,7 @@ code as our own.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,10 +16,11 @@ from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_sse.convert.model import LiveEvent, LogRecordData, SpanRecord
+from otel_sse.convert.spans import MARKERS
 
 __all__ = ["LiveEvent", "LogRecordData", "OtelSSELogRecord", "SpanRecord", "StartedSpan",
            "attributes_dict", "log_from_sdk", "span_from_sdk", "span_from_started",
-           "started_snapshot"]
+           "started_snapshot", "words_given_later"]
 
 _KINDS = {0: "internal", 1: "server", 2: "client", 3: "producer", 4: "consumer"}
 _STATUS_VALUES = {0: "unset", 1: "ok", 2: "error"}  # StatusCode.UNSET / OK / ERROR values
@@ -108,8 +110,13 @@ def span_from_sdk(span: ReadableSpan, ended: bool,
 # application's thread: its context and parent (immutable), name, kind, start
 # time, resource and a copy of its attributes as they are at the start. Holding
 # the SDK span itself until the loop converts it kept its whole object graph
-# alive for the drain interval, and showed attributes set after the start.
-StartedSpan = tuple[Any, Any, str, int, int | None, Any, dict[str, Any]]
+# alive for the drain interval. A span that starts in no vocabulary may still be
+# given its words right after the start (OpenLLMetry sets every attribute after
+# ``start_span`` returns): for those the snapshot keeps a weak reference, and the
+# loop reads the words the span has by then, if it is still alive, for the
+# events its start stands for (``span:started`` keeps the attributes it started with).
+StartedSpan = tuple[Any, Any, str, int, int | None, Any, dict[str, Any],
+                    "weakref.ref[Any] | None"]
 
 
 def started_snapshot(span: ReadableSpan) -> StartedSpan:
@@ -120,17 +127,19 @@ def started_snapshot(span: ReadableSpan) -> StartedSpan:
     Any other span class goes through the public properties."""
     try:
         raw = span._attributes._dict  # type: ignore[union-attr]
+        attributes = dict(raw) if type(raw) is dict else attributes_dict(span._attributes)
         return (span._context, span._parent, span._name, span._kind._value_,
-                span._start_time, span._resource,
-                dict(raw) if type(raw) is dict else attributes_dict(span._attributes))
+                span._start_time, span._resource, attributes,
+                weakref.ref(span) if MARKERS.isdisjoint(attributes) else None)
     except AttributeError:
+        attributes = attributes_dict(span.attributes)
         return (span.get_span_context(), span.parent, span.name, span.kind.value,
-                span.start_time, span.resource, attributes_dict(span.attributes))
+                span.start_time, span.resource, attributes, None)
 
 
 def span_from_started(snapshot: StartedSpan, live: Mapping[str, Any] | None = None) -> SpanRecord:
     """The :class:`SpanRecord` of a :data:`StartedSpan`."""
-    ctx, parent, name, kind, start, resource, attributes = snapshot
+    ctx, parent, name, kind, start, resource, attributes, _ = snapshot
     return SpanRecord(trace_id=ctx.trace_id if ctx is not None else 0,
                       span_id=ctx.span_id if ctx is not None else 0,
                       parent_span_id=parent.span_id if parent is not None and parent.is_valid
@@ -139,6 +148,17 @@ def span_from_started(snapshot: StartedSpan, live: Mapping[str, Any] | None = No
                       service_name=_service(resource),
                       attributes=attributes_dict(attributes),
                       start_time_ns=start or 0, live=live)
+
+
+def words_given_later(snapshot: StartedSpan) -> dict[str, Any] | None:
+    """The attributes a span that started in no vocabulary has now, when they name
+    one (None otherwise, or when the span is gone)."""
+    ref = snapshot[7]
+    span = ref() if ref is not None else None
+    if span is None:
+        return None
+    attributes = attributes_dict(getattr(span, "_attributes", None) or span.attributes)
+    return None if MARKERS.isdisjoint(attributes) else attributes
 
 
 def log_from_sdk(rw: ReadWriteLogRecord) -> LogRecordData:

@@ -19,7 +19,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import Logger
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger("otel_sse.telemetry")
 _VERSION = __version__
 _Provider = TypeVar("_Provider", TracerProvider, LoggerProvider, SDKMeterProvider)
+_T = TypeVar("_T")
 
 
 class Telemetry:
@@ -96,6 +97,8 @@ class Telemetry:
         # provider name -> the flush running for it, which a later flush joins
         # rather than piling a second one onto the same export lock.
         self._flushes: dict[str, Job] = {}
+        # Components built on this handle (the decorators' emitters), by key.
+        self._shared: dict[str, object] = {}
         self._lock = threading.Lock()
         self.alive = True
 
@@ -138,6 +141,21 @@ class Telemetry:
             self.logger_provider.add_log_record_processor(forwarder.log_processor)
             self.gateway = forwarder
             return forwarder
+
+    def shared(self, key: str, build: Callable[[], _T]) -> _T:
+        """The component ``key`` of this handle, built by ``build()`` the first time.
+
+        What is built on top of telemetry (the decorators' emitters) keeps its
+        state on the handle this way: a new ``configure()`` starts afresh, and no
+        module holds it. Two threads asking at once may both build; one result is
+        kept and returned to both.
+        """
+        found = self._shared.get(key)
+        if found is None:
+            built = build()  # outside the lock: building may attach servers
+            with self._lock:
+                found = self._shared.setdefault(key, built)
+        return cast(_T, found)
 
     # -- lifecycle ----------------------------------------------------------------
     def _deadline(self, seconds: float, name: str) -> Deadline:
