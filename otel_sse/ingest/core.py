@@ -20,10 +20,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from otel_sse.bus.open_spans import LOCAL
 from otel_sse.convert import log_events, log_from_proto, span_events, span_from_proto
 from otel_sse.convert.otlp import any_value
-
-from otel_sse.bus.open_spans import LOCAL
 from otel_sse.hub import EventHub
 from otel_sse.ingest.decode import Request, Signal
 from otel_sse.ingest.metrics import metric_events, point_count
