@@ -190,29 +190,38 @@ export class Waterfall {
     p.bar.style.width = Math.min(100 - Math.max(0, left), width).toFixed(2) + "%";
   }
 
+  /** New folded lines go on top; lines trimmed off the end go away. */
   drawFolded(store) {
-    const nodes = [];
-    const keep = new Set();
-    for (const line of store.folded) {
-      keep.add(line.traceId);
-      let node = this.foldedNodes.get(line.traceId);
-      if (!node) {
-        node = el("li", "folded status-" + line.status);
-        const errors = line.errorCount ? ` · ${line.errorCount} error${line.errorCount === 1 ? "" : "s"}` : "";
-        node.append(el("span", "folded-name", line.name || line.traceId.slice(0, 16)),
-                    el("span", "folded-service", line.serviceName || ""),
-                    el("span", "folded-meta", `${line.spanCount} span${line.spanCount === 1 ? "" : "s"}${errors}` +
-                       (line.durationMs !== null ? " · " + duration(line.durationMs) : "") +
-                       (line.status === "dropped" ? " · not drawn (too many traces)" : "")));
-        const link = jaegerAnchor("folded-link", "Jaeger");
-        setLink(link, jaegerLink(this.jaeger, line.traceId, line.rootSpanId));
-        node.append(link);
-        setData(node, "traceId", line.traceId);
-        this.foldedNodes.set(line.traceId, node);
-      }
-      nodes.push(node);
+    const keep = new Set(store.folded.map((line) => line.traceId));
+    for (const [traceId, node] of this.foldedNodes) {
+      if (!keep.has(traceId)) { node.remove(); this.foldedNodes.delete(traceId); }
     }
-    for (const traceId of this.foldedNodes.keys()) if (!keep.has(traceId)) this.foldedNodes.delete(traceId);
-    this.foldedList.replaceChildren(...nodes);
+    const fresh = [];
+    for (const line of store.folded) {
+      if (this.foldedNodes.has(line.traceId)) break;
+      fresh.push(this.makeFolded(line));
+    }
+    if (fresh.length) this.foldedList.prepend(...fresh);
+    const first = store.folded.length ? this.foldedNodes.get(store.folded[0].traceId) : null;
+    if (first && this.foldedList.firstElementChild !== first) {
+      // A run folded again (rare): put every line in the store's order.
+      this.foldedList.replaceChildren(...store.folded.map((line) => this.foldedNodes.get(line.traceId)));
+    }
+  }
+
+  makeFolded(line) {
+    const node = el("li", "folded status-" + line.status);
+    const errors = line.errorCount ? ` · ${line.errorCount} error${line.errorCount === 1 ? "" : "s"}` : "";
+    node.append(el("span", "folded-name", line.name || line.traceId.slice(0, 16)),
+                el("span", "folded-service", line.serviceName || ""),
+                el("span", "folded-meta", `${line.spanCount} span${line.spanCount === 1 ? "" : "s"}${errors}` +
+                   (line.durationMs !== null ? " · " + duration(line.durationMs) : "") +
+                   (line.status === "dropped" ? " · not drawn (too many traces)" : "")));
+    const link = jaegerAnchor("folded-link", "Jaeger");
+    setLink(link, jaegerLink(this.jaeger, line.traceId, line.rootSpanId));
+    node.append(link);
+    setData(node, "traceId", line.traceId);
+    this.foldedNodes.set(line.traceId, node);
+    return node;
   }
 }
