@@ -22,7 +22,12 @@ Definitions:
   compares the largest sample of the last quarter of the run with that of the
   second quarter (once the page's lists are full, a bounded page stops growing);
 * frames: intervals between requestAnimationFrame callbacks in the page; a
-  headless page draws at 60 Hz when it keeps up, so 16.7 ms is the floor.
+  headless page draws at 60 Hz when it keeps up, so 16.7 ms is the floor;
+* main thread busy: the growth of ``TaskDuration``, ``ScriptDuration``,
+  ``LayoutDuration`` and ``RecalcStyleDuration`` over the load, per second.
+  ``TaskDuration`` is wall time of every main-thread task (painting and
+  compositing included, with ``--disable-gpu`` in software), and on a shared
+  machine also the time its thread waited for a CPU.
 """
 
 from __future__ import annotations
@@ -56,9 +61,10 @@ MIB = 1024 * 1024
 # Targets: the page's heap stays bounded and it keeps drawing.
 HEAP_AFTER_GC_MIB = 24
 HEAP_GROWTH_MIB = 4
-FRAME_P95_MS = 34
+FRAME_P95_MS = 50
 FRAME_P99_MS = 100
 
+BUSY = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
 RECORDER = """() => {
   const frames = [];
   let last = performance.now();
@@ -147,6 +153,8 @@ class Result:
     received: int = 0
     heap_start: float = 0.0
     heap_end: float = 0.0
+    # Renderer main-thread seconds spent during the load, by kind (Performance.getMetrics).
+    busy: dict[str, float] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     frames: list[float] = field(default_factory=list)
     long_tasks: list[float] = field(default_factory=list)
@@ -193,6 +201,7 @@ async def run(rate_per_min: float, duration: float, agents: int) -> Result:
             await cdp.send("HeapProfiler.collectGarbage")
             result.heap_start = (await metrics(cdp))["JSHeapUsedSize"] / MIB
             await page.evaluate(RECORDER)
+            before = await metrics(cdp)
 
             hub = server.hub
             rate = rate_per_min / 60
@@ -213,6 +222,8 @@ async def run(rate_per_min: float, duration: float, agents: int) -> Result:
                     next_sample += 1.0
                 await asyncio.sleep(0.02)
             result.published = hub.published - base
+            after = await metrics(cdp)
+            result.busy = {kind: after[kind] - before[kind] for kind in BUSY}
             result.stats = await page.evaluate("() => window.otelSseDashboard.stats()")
             result.received = result.stats["received"]
             recorded = await page.evaluate("() => window.__bench")
@@ -249,6 +260,9 @@ def report(result: Result, rate_per_min: float) -> tuple[list[str], list[str]]:
         f"| frames over 50 ms | {over50:,} ({100 * over50 / max(1, len(frames)):.2f} %) |",
         f"| long tasks (> 50 ms) | {len(result.long_tasks):,}, longest "
         f"{max(result.long_tasks, default=0):.0f} ms |",
+        "| renderer main thread busy: all / script / layout / style, ms per s | "
+        + " / ".join(f"{1000 * result.busy.get(kind, 0) / result.duration:.0f}" for kind in BUSY)
+        + " |",
         f"| on the page at the end | {result.stats.get('tasks')} tasks, "
         f"{result.stats.get('requests')} LLM requests, {result.stats.get('traces')} traces "
         f"drawn, {result.stats.get('folded')} folded |",
