@@ -96,8 +96,7 @@ export class Store {
     else if (type === "connected") this.onConnected(data);
     else if (type === "snapshot") this.onSnapshot(data);
     else if (type === "stream:gap") this.onGap(data);
-    else if (type === "log") this.addLog("log", data.serviceName || "", String(data.severity || "").toLowerCase(),
-                                         messageOf(data.body), data);
+    else if (type === "log") this.addLog("log", data.serviceName || "", level(data.severity), messageOf(data.body), data);
     else if (type === "shutdown") this.addLog("stream", "server", "warn", "the server is stopping", data);
     else this.addLog(type, "", "info", compactData(data), data);
   }
@@ -591,6 +590,16 @@ export function totalTokens(usage) {
   if (Number.isFinite(usage.totalTokens)) return usage.totalTokens;
   return (Number.isFinite(usage.promptTokens) ? usage.promptTokens : 0) +
     (Number.isFinite(usage.completionTokens) ? usage.completionTokens : 0);
+}
+
+/** A log record's severity as one of the page's levels (WARNING -> warn, CRITICAL -> fatal). */
+function level(severity) {
+  const text = String(severity || "").toLowerCase();
+  if (text.startsWith("warn")) return "warn";
+  if (text.startsWith("err")) return "error";
+  if (text.startsWith("fatal") || text.startsWith("crit")) return "fatal";
+  if (text.startsWith("debug") || text.startsWith("trace")) return "debug";
+  return "info";
 }
 
 function messageOf(body) {
