@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := curl
 
 .PHONY: demo test lint typecheck pytest bench system-deps clean
 
@@ -23,10 +22,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,fast,redis]'
 	@touch $(STAMP)
 
-# System tools the tests drive as real peers (curl with HTTP/2).
+# System tools the tests drive as real peers: curl with HTTP/2, and Chromium (the
+# dashboard's tests run it headless through Playwright, which never downloads a browser).
 system-deps:
 	@missing=""; \
 	curl --version 2>/dev/null | grep -q HTTP2 || missing="$$missing curl"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -51,10 +52,11 @@ test: lint typecheck pytest
 
 # Each benchmark measures the peers in the same run and rewrites its section of
 # bench/RESULTS.md (about 20 minutes in all; run it on a quiet machine).
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(PY) bench/fanout.py --repeat 3 --write
 	$(PY) bench/client.py --events 200000 --repeat 5 --write
 	$(PY) bench/overhead.py --reps 41 --ops 2000 --write
+	$(PY) bench/dashboard.py --write
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

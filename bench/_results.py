@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
@@ -28,3 +30,9 @@ def write_section(title: str, text: str, path: Path = RESULTS) -> None:
     if after:
         parts.append("\n".join(after))
     path.write_text("\n\n".join(p for p in parts if p) + "\n")
+
+
+def machine() -> str:
+    """The machine line of a section: CPUs, kernel, Python."""
+    return (f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+            f"Linux {platform.release()}, Python {platform.python_version()}")

@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import signal
 import socket
@@ -61,7 +59,7 @@ if str(HERE) not in sys.path:
 
 from _peers import EXTRA_KINDS, KINDS  # noqa: E402
 from _proc import Child, cpu_seconds, cpu_times, peak_rss_mb  # noqa: E402
-from _results import RESULTS, write_section  # noqa: E402
+from _results import RESULTS, machine, write_section  # noqa: E402
 
 SECTION = "## Fan-out"
 
@@ -271,11 +269,6 @@ def targets(cells: list[Cell]) -> list[str]:
         for name, ok, value in checks:
             lines.append(f"- {'PASS' if ok else 'FAIL'} 100 x 1,000/s: {name} ({value})")
     return lines
-
-
-def machine() -> str:
-    return (f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-            f"Linux {platform.release()}, Python {platform.python_version()}")
 
 
 # --------------------------------------------------------------------------- main

@@ -40,6 +40,10 @@ OPENING = frozenset({
 LATEST = frozenset({"task:progress", "task:metrics", "agent:metrics", "agent:health"})
 TRACKED = OPENING | LATEST | {"span:started", "span:ended", "llm:token"}
 LOCAL = ""  # the source of in-process telemetry: never stale
+# A span's seed events (task:created, llm:request:started, ...) are published just
+# before its span:started: they wait here for it, this many spans at most.
+EARLY_SPANS = 256
+OPENING_PER_SPAN = 16
 
 
 @dataclass(slots=True)
@@ -71,9 +75,7 @@ class OpenSpans:
         self.spans: OrderedDict[str, _Span] = OrderedDict()
         self.traces: OrderedDict[str, _Trace] = OrderedDict()
         self.sources: dict[str, float] = {}
-        # Opening events published just before their span's ``span:started`` (the
-        # conversion gives a span's task/agent/LLM event first): a few, briefly.
-        self._early: OrderedDict[str, list[Event]] = OrderedDict()
+        self.early: OrderedDict[str, list[Event]] = OrderedDict()
         self.forgotten = 0
         self.completed = 0
 
@@ -98,9 +100,7 @@ class OpenSpans:
         span = self.spans.get(span_id)
         if span is None:
             if event_type in OPENING:
-                self._early.setdefault(span_id, []).append((event_type, data))
-                if len(self._early) > 64:
-                    self._early.popitem(last=False)
+                self._stash(span_id, event_type, data)
             return []
         if event_type == "llm:token":
             token = data.get("token")
@@ -109,16 +109,27 @@ class OpenSpans:
                 span.text_bytes += len(token)
         elif event_type in LATEST:
             span.latest[event_type] = data
-        elif event_type in OPENING and len(span.opening) < 16:
+        elif event_type in OPENING and len(span.opening) < OPENING_PER_SPAN:
             span.opening.append((event_type, data))
             if event_type == "llm:request:started":
                 span.llm = data
         return []
 
+    def _stash(self, span_id: str, event_type: str, data: dict[str, Any]) -> None:
+        group = self.early.get(span_id)
+        if group is None:
+            group = self.early[span_id] = []
+            if len(self.early) > EARLY_SPANS:  # never started here: forget the oldest
+                self.early.popitem(last=False)
+        if len(group) < OPENING_PER_SPAN:
+            group.append((event_type, data))
+
     def _open(self, span_id: str, data: dict[str, Any], source: str) -> None:
-        self.spans[span_id] = _Span(data, source, self.clock())
-        for event_type, early in self._early.pop(span_id, ()):
-            self.observe(event_type, early, source)
+        span = self.spans[span_id] = _Span(data, source, self.clock())
+        early = self.early.pop(span_id, None)
+        if early is not None:
+            span.opening = early
+            span.llm = next((d for t, d in early if t == "llm:request:started"), None)
         trace_id = data.get("traceId")
         if isinstance(trace_id, str):
             trace = self.traces.get(trace_id)

@@ -15,6 +15,9 @@ def _banner(server: SSEServer, otlp_endpoint: str | None) -> str:
     lines = [
         f"otel-sse demo: streaming a simulated agent team on {url}",
         "",
+        f"Open the live dashboard: {server.url}/dashboard"
+        + ("#token=<your token>" if server.config.token else ""),
+        "",
         "Watch it live:",
         f"  curl -N {url}",
         f"  curl -N --http2-prior-knowledge '{url}?filters=task:*,agent:*'",
