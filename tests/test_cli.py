@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from otel_sse.cli import build_parser, main
 from otel_sse.cli.serve import server_config
 from tests.conftest import free_port
+from tests.otlp_receiver import OtlpGrpcReceiver
 
 
 def test_parser_knows_the_commands() -> None:
@@ -30,41 +33,67 @@ def test_bad_option_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None
     assert "cert_path" in capsys.readouterr().err
 
 
+FAMILIES = {"task": {"task:created", "task:progress", "task:completed", "task:failed"},
+            "agent": {"agent:spawned", "agent:started", "agent:output:stdout", "agent:stopped"},
+            "llm": {"llm:request:started", "llm:token", "llm:tool:call", "llm:tool:result",
+                    "llm:request:completed"},
+            "span": {"span:started", "span:ended", "trace:completed"}}
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-async def test_demo_streams_a_realistic_mix() -> None:
+async def test_demo_streams_every_family_from_a_workload_process_and_stops_cleanly() -> None:
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "otel_sse.cli", "demo", "--host", "127.0.0.1", "--port", str(port),
-        "--duration", "20", "--rate", "4",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    assert proc.stdout is not None
-    try:
-        banner = ""
-        while "Stop: Ctrl-C" not in banner:
-            line = await asyncio.wait_for(proc.stdout.readline(), 20)
-            assert line, f"demo ended early: {banner}"
-            banner += line.decode()
-        assert "--http2-prior-knowledge" in banner
-        curl = await asyncio.create_subprocess_exec(
-            "curl", "-sN", "--max-time", "15", f"http://127.0.0.1:{port}/events",
-            stdout=asyncio.subprocess.PIPE)
-        assert curl.stdout is not None
-        seen: set[str] = set()
+    with OtlpGrpcReceiver() as jaeger:  # stands in for Jaeger: the workload exports there
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.endpoint,
+               "OTEL_SSE_PORT": str(port)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "otel_sse", "demo", "--rate", "4", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        assert proc.stdout is not None
+        output = ""
         try:
-            while not {"llm:token", "task:created", "agent:started"} <= seen:
-                text = (await asyncio.wait_for(curl.stdout.readline(), 15)).decode()
-                assert text, "stream ended"
-                if text.startswith("event: "):
-                    seen.add(text[7:].strip())
-                elif text.startswith("data: "):
-                    json.loads(text[6:])
+            while "Stop: Ctrl-C" not in output:
+                line = await asyncio.wait_for(proc.stdout.readline(), 30)
+                assert line, f"demo ended early: {output}"
+                output += line.decode()
+            assert f"http://127.0.0.1:{port}/dashboard" in output
+            assert f"{sys.executable} -m otel_sse tail" in output
+            curl = await asyncio.create_subprocess_exec(
+                "curl", "-sN", "--max-time", "60", f"http://127.0.0.1:{port}/events",
+                stdout=asyncio.subprocess.PIPE)
+            assert curl.stdout is not None
+            seen: set[str] = set()
+            traces: set[str] = set()
+            try:
+                while not all(family & seen for family in FAMILIES.values()) \
+                        or "task:failed" not in seen:
+                    text = (await asyncio.wait_for(curl.stdout.readline(), 60)).decode()
+                    assert text, "stream ended"
+                    if text.startswith("event: "):
+                        seen.add(text[7:].strip())
+                    elif text.startswith("data: "):
+                        data = json.loads(text[6:])
+                        if isinstance(data, dict) and data.get("traceId"):
+                            traces.add(data["traceId"])
+            finally:
+                curl.kill()
+                await curl.wait()
+            proc.send_signal(signal.SIGINT)
+            rest, _ = await asyncio.wait_for(proc.communicate(), 20)
+            output += rest.decode()
         finally:
-            curl.kill()
-            await curl.wait()
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
-    assert proc.returncode == 0
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0, output
+        assert "Traceback" not in output, output
+        for family, types in FAMILIES.items():
+            assert types & seen, family
+        # The workload exported its spans (at shutdown at the latest) to the collector
+        # that listened: the ids on the stream are the exported ones.
+        await jaeger.async_wait_for(lambda r: bool(r.spans()), timeout=20)
+        exported = {span["trace_id"] for span in jaeger.spans()}
+        assert traces & exported
 
 
 def test_serve_stops_on_sigterm() -> None:

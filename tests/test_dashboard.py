@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page
 
-from otel_sse.cli.demo_team import run_team
+from tests.demo_team import run_team
 from otel_sse.emitters import AgentStream, LLMStream, TaskStream
 from otel_sse.server import SSEServer
 from otel_sse.telemetry import Telemetry, configure

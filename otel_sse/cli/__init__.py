@@ -16,9 +16,9 @@ from otel_sse.errors import OtelSSEError
 async def _demo(args: argparse.Namespace) -> int:
     from otel_sse.cli.demo import run_demo
 
-    config = server_config(args, host=args.host or "127.0.0.1")
-    return await run_demo(config, duration=args.duration, otlp_endpoint=args.otlp_endpoint,
-                          rate=args.rate)
+    # A demo serves loopback by default (no token needed), unless told otherwise.
+    config = server_config(args, file_defaults={"host": "127.0.0.1"})
+    return await run_demo(config, duration=args.duration, rate=args.rate, gateway=args.gateway)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,10 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser(
         "serve", help="run the gateway: event stream, OTLP ingest, dashboard")
     add_server_arguments(serve_parser)
-    demo = commands.add_parser("demo", help="run a server with a simulated agent team")
+    demo = commands.add_parser(
+        "demo", help="run the gateway and an agent team streaming to it from another process")
     add_server_arguments(demo, grpc_port=None)
-    demo.add_argument("--otlp-endpoint", default=None,
-                      help="also export the telemetry over OTLP (e.g. http://localhost:4317)")
+    demo.add_argument("--gateway", default=None, metavar="URL",
+                      help="run only the agent team, against the gateway at URL (its producer "
+                      "token from OTEL_SSE_GATEWAY_TOKEN); the team exports its traces to "
+                      "OTEL_EXPORTER_OTLP_ENDPOINT when something listens there")
     demo.add_argument("--rate", type=float, default=1.0, help="speed factor of the scenario")
     add_tail_arguments(commands.add_parser("tail", help="print a stream's events"))
     return parser

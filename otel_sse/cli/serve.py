@@ -72,10 +72,12 @@ def add_server_arguments(parser: argparse.ArgumentParser,
 
 
 def server_config(args: argparse.Namespace, environ: Mapping[str, str] | None = None,
+                  file_defaults: Mapping[str, Any] | None = None,
                   **overrides: Any) -> ServerConfig:
     """The ServerConfig the flags, the environment (``environ``, default ``os.environ``)
-    and ``--config`` give."""
-    file: dict[str, Any] = {"grpc_port": getattr(args, "default_grpc_port", DEFAULT_GRPC_PORT)}
+    and ``--config`` give; ``file_defaults`` are the command's own defaults (below all)."""
+    file: dict[str, Any] = {"grpc_port": getattr(args, "default_grpc_port", DEFAULT_GRPC_PORT),
+                            **(file_defaults or {})}
     if args.config is not None:
         try:
             loaded = tomllib.loads(args.config.read_text(encoding="utf-8"))
