@@ -189,8 +189,8 @@ class Team:
         for call in calls:
             await run_tests(**json.loads(call["arguments"]), fail=fail)
         history = [{"role": "assistant", "content": text},
-                   *({"role": "tool", "tool_call_id": c["tool_call_id"], "content": '{"passed": 42}'}
-                     for c in calls)]
+                   *({"role": "tool", "tool_call_id": c["tool_call_id"],
+                      "content": '{"passed": 42}'} for c in calls)]
         await self.model.chat("You write small, tested patches.", f"{what}: {plan[:60]}",
                               [_TESTS], history)
         _progress(100, "done", 4, 4)
