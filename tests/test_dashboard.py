@@ -15,7 +15,6 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page
 
-from tests.demo_team import run_team
 from otel_sse.emitters import AgentStream, LLMStream, TaskStream
 from otel_sse.server import SSEServer
 from otel_sse.telemetry import Telemetry, configure
@@ -30,6 +29,7 @@ from tests.browser import (
     screenshot,
     wait_for,
 )
+from tests.demo_team import run_team
 from tests.sse_helpers import FrameReader, stream
 
 JAEGER = "http://jaeger.test:16686"
