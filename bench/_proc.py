@@ -56,13 +56,22 @@ def cpu_seconds(pid: int) -> float:
     return user + system
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident set size (VmHWM) in MiB."""
+def _status_mb(pid: int, field: str) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) in MiB."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size now (VmRSS) in MiB."""
+    return _status_mb(pid, "VmRSS:")
 
 
 @dataclass
