@@ -21,6 +21,8 @@ import h2.events
 import pytest
 
 from otel_sse.errors import EventFormatError, OtelSSEError
+from otel_sse.server.connection import Connection
+from otel_sse.server.h2 import H2Handler
 from otel_sse.wire.filters import EventFilter
 from tests.h2_helpers import PING, PREFACE, SETTINGS_EMPTY, H2Client, frame, rst_stream
 from tests.server_proc import ServerProcess
@@ -129,6 +131,35 @@ async def test_zero_window_streams_are_cut_and_memory_stays_bounded() -> None:
         # ...and memory grew by at most the history it retains, plus a small constant.
         assert peak - before < 8 + 20, (before, peak)
         client.close()
+
+
+@pytest.mark.xfail(strict=True, reason="H2Handler.reset_stream leaves a stream cut while it "
+                   "waited for flow-control credit in H2Handler.blocked, which only a "
+                   "connection-level WINDOW_UPDATE or a new INITIAL_WINDOW_SIZE empties")
+async def test_streams_cut_on_a_zero_window_are_not_kept_by_the_connection() -> None:
+    # A zero-window client that opens a new stream whenever one is cut keeps its
+    # connection, so whatever the connection keeps per cut stream adds up without bound
+    # (bench/abuse.py: about 0.7 KB per stream, 200 streams/s per connection).
+    async with running_server(client_buffer_bytes=1024) as server:
+        client = await H2Client.open(server.port, initial_window=0)
+        try:
+            rounds, per_round = 5, 10
+            for done in range(1, rounds + 1):
+                for _ in range(per_round):
+                    client.get("/events")
+                await client.flush()
+                await client.until(h2.events.ResponseReceived, count=per_round * done)
+                server.publish("bulk", {"pad": "x" * 4096})  # more than the 1 KiB they may be due
+                await client.until(h2.events.StreamReset, count=per_round * done, timeout=10)
+            assert server.get_stats()["slowDisconnects"] == rounds * per_round
+            handlers = [conn.handler for conn in server.layer.live
+                        if isinstance(conn, Connection) and isinstance(conn.handler, H2Handler)]
+            assert len(handlers) == 1
+            # Nothing of the cut streams is left: the connection holds its open streams only.
+            assert not handlers[0].streams
+            assert len(handlers[0].blocked) == 0, len(handlers[0].blocked)
+        finally:
+            client.close()
 
 
 # -- 3. slow readers cost their buffer, not the stream ------------------------------------------
