@@ -56,6 +56,15 @@ def cpu_seconds(pid: int) -> float:
     return user + system
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all of the machine's cores have been busy since boot (/proc/stat:
+    user, nice, system, irq, softirq, steal), whatever process ran."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
 def _status_mb(pid: int, field: str) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

@@ -54,6 +54,9 @@ long as those three. Every ``--window`` seconds (2 by default) one row:
 * RSS MB: the server's largest VmRSS seen in the window (read every 0.25 s);
 * server / load client / attackers CPU %: utime + stime of each process over the
   window, in % of one core (with two load-client processes, one figure each);
+* other CPU %: what the machine's cores were busy with besides the benchmark's
+  processes (this driver included), from ``/proc/stat``, in % of one core: the
+  other work sharing the machine, which the server competes with;
 * p50 / p99 ms: the fast clients' latency samples taken in the window (receive
   ``time.time_ns()`` - the publish ``time.time_ns()`` in the payload), merged
   over load-client processes from 1,000 evenly spaced quantiles of each;
@@ -75,8 +78,8 @@ that a disturbance of the machine hits one run of each rather than all runs of o
 * p99 vs before/after: the attack phase's p99 over the median p99 of the same
   run's ``before`` and ``after`` windows (same server, same clients, minutes
   apart at most: the least noisy comparison on a shared machine);
-* server CPU % before / attack, load client and attackers CPU %: medians over
-  the phase's windows (the load client: the busiest process);
+* server CPU % before / attack, load client, attackers and other CPU %: medians
+  over the phase's windows (the load client: the busiest process);
 * peak RSS: the server's VmHWM at the end of the scenario;
 * bound MB (C): what the configuration lets the server hold, checked against the
   peak: C + ``history_bytes`` + clients x ``client_buffer_bytes``, where clients
@@ -97,6 +100,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import signal
 import statistics
@@ -121,7 +125,15 @@ from _peers import (  # noqa: E402
     say,
     stdin_lines,
 )
-from _proc import Child, cpu_seconds, install_uvloop, peak_rss_mb, raise_nofile, rss_mb  # noqa: E402
+from _proc import (  # noqa: E402
+    Child,
+    cpu_seconds,
+    install_uvloop,
+    machine_busy_seconds,
+    peak_rss_mb,
+    raise_nofile,
+    rss_mb,
+)
 from _results import RESULTS, write_section  # noqa: E402
 from fanout import fmt, free_port, machine  # noqa: E402
 
@@ -255,6 +267,7 @@ class Window:
     server_cpu: float
     client_cpu: list[float]
     attacker_cpu: float
+    other_cpu: float
     samples: int
     p50_ms: float
     p99_ms: float
@@ -329,13 +342,14 @@ class Sampler:
         self.t0 = time.monotonic()
         self.last = self.t0
         self.cpu = self._cpu()
+        self.busy = machine_busy_seconds()
         self.received = 0
 
     def _procs(self) -> list[Child]:
         return [self.server, *self.clients, *([self.attacker] if self.attacker else [])]
 
     def _cpu(self) -> list[float]:
-        return [cpu_seconds(p.pid) for p in self._procs()]
+        return [cpu_seconds(p.pid) for p in self._procs()] + [cpu_seconds(os.getpid())]
 
     def window(self, phase: str, end: float) -> Window:
         """Wait until ``end`` (reading the server's RSS meanwhile), then read every
@@ -353,8 +367,10 @@ class Sampler:
         now = time.monotonic()
         cpu = self._cpu()
         elapsed = now - self.last
+        busy = machine_busy_seconds()
         pct = [(b - a) / elapsed * 100 for a, b in zip(self.cpu, cpu, strict=True)]
-        self.cpu, self.last = cpu, now
+        other = (busy - self.busy) / elapsed * 100 - sum(pct)
+        self.cpu, self.last, self.busy = cpu, now, busy
         parts = [json.loads(c.expect("window", 30)) for c in self.clients]
         stats: dict[str, Any] = json.loads(self.server.expect("stats", 30))
         attackers: dict[str, int] = {}
@@ -367,7 +383,8 @@ class Sampler:
         return Window(
             t=now - self.t0, phase=phase, rss_mb=rss, server_cpu=pct[0],
             client_cpu=pct[1 : 1 + len(self.clients)],
-            attacker_cpu=pct[-1] if self.attacker is not None else float("nan"),
+            attacker_cpu=pct[-2] if self.attacker is not None else float("nan"),
+            other_cpu=other,
             samples=sum(int(p["samples"]) for p in parts), p50_ms=p50, p99_ms=p99,
             deliveries_s=delivered / elapsed,
             fast_cut=sum(int(p["closed"]) for p in parts),
@@ -468,14 +485,15 @@ def window_row(w: Window) -> list[str]:
     a, s = w.attackers, w.stats
     return [f"{w.t:.0f}", w.phase, fmt(w.rss_mb), f"{w.server_cpu:.0f}", cpu_cell(w.client_cpu),
             "-" if w.attacker_cpu != w.attacker_cpu else f"{w.attacker_cpu:.0f}",
+            f"{w.other_cpu:.0f}",
             fmt(w.p50_ms, 2), fmt(w.p99_ms, 2), f"{w.deliveries_s:,.0f}", str(w.fast_cut),
             str(a.get("connected", "-")), str(a.get("cut", "-")),
             str(s.get("slowDisconnects", "-")), str(s.get("floodClosed", "-"))]
 
 
 WINDOW_HEAD = ["t s", "phase", "RSS MB", "server CPU %", "load client CPU %", "attackers CPU %",
-               "p50 ms", "p99 ms", "deliveries/s", "fast cut", "attackers up", "attackers cut",
-               "slow disconnects", "flood closes"]
+               "other CPU %", "p50 ms", "p99 ms", "deliveries/s", "fast cut", "attackers up",
+               "attackers cut", "slow disconnects", "flood closes"]
 
 
 def print_window(w: Window, flush: bool = False) -> None:
@@ -534,6 +552,7 @@ def run_figures(run: Run, baseline: Run | None) -> dict[str, float]:
                            for i in range(len(attack[0].client_cpu))), default=float("nan"))
         if attack else float("nan"),
         "attacker_cpu": run.median(attack, "attacker_cpu"),
+        "other_cpu": run.median(attack, "other_cpu"),
         "deliveries_attack": run.median(attack, "deliveries_s"),
         "peak_rss": run.peak_rss_mb,
         "bound": run.bound_mb,
@@ -576,7 +595,7 @@ def arrow(a: float, b: float, digits: int = 2) -> str:
 def summary_table(summaries: list[Summary], attackers: dict[str, int]) -> str:
     head = ["scenario", "attacker buffers", "p50 ms before → attack", "p99 ms before → attack",
             "p99 vs baseline", "p99 vs before/after", "server CPU % before → attack",
-            "load client CPU %", "attackers CPU %", "peak RSS MB", "bound MB (C)",
+            "load client CPU %", "attackers CPU %", "other CPU %", "peak RSS MB", "bound MB (C)",
             "attackers cut", "fast cut"]
     rows = []
     for s in summaries:
@@ -597,7 +616,8 @@ def summary_table(summaries: list[Summary], attackers: dict[str, int]) -> str:
             for key in ("p99_vs_baseline", "p99_vs_control"))
         rows.append([
             s.name, str(attackers.get(s.name, 0)), p50, p99, ratio, control, cpu,
-            fmt(f["client_cpu"], 0), fmt(f["attacker_cpu"], 0), fmt(f["peak_rss"]),
+            fmt(f["client_cpu"], 0), fmt(f["attacker_cpu"], 0), fmt(f["other_cpu"], 0),
+            fmt(f["peak_rss"]),
             f"{fmt(f['bound'], 0)} ({fmt(f['idle_rss'])})",
             "-" if s.name == "baseline" else f"{f['cut']:,.0f}", f"{f['fast_cut']:.0f}"])
     return md_table(head, rows)
@@ -796,7 +816,6 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
     command = "python bench/abuse.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     started = datetime.now(UTC)
-    args.load_average = Path("/proc/loadavg").read_text().split()[0]
     attackers = {name: sc.attackers for name, sc in catalogue.items()}
     runs: list[Run] = []
     for repeat in range(1, args.repeat + 1):
@@ -835,11 +854,14 @@ def main(argv: list[str] | None = None) -> int:
 def section(args: argparse.Namespace, command: str, started: datetime,
             catalogue: dict[str, Scenario], names: list[str], runs: list[Run], overview: str,
             checks: list[str], excess: list[str]) -> str:
-    load = args.load_average
+    others = [w.other_cpu for r in runs for w in r.windows]
+    other = (f" Other work on the machine kept its cores busy a median "
+             f"{statistics.median(others):.0f} % of a core during the windows, up to "
+             f"{max(others):.0f} % (column other CPU %)." if others else "")
     lines = [
         SECTION,
         "",
-        f"{started:%Y-%m-%d %H:%M} UTC; {machine()}; load average {load} at the start.",
+        f"{started:%Y-%m-%d %H:%M} UTC; {machine()}.",
         f"Command: `{command}` ({args.repeat} run(s) of each scenario, in turn"
         + (", medians" if args.repeat > 1 else "") + ").",
         f"{args.clients:,} fast HTTP/1.1 clients (`GET {FAST_PATH}`) take {args.rate:g} "
@@ -855,7 +877,8 @@ def section(args: argparse.Namespace, command: str, started: datetime,
         "",
         "The machine (2 cores) is shared with other work and noisy: figures are medians "
         "over windows (and over runs), and the fast clients' latency is judged as a ratio "
-        "to the baseline measured in the same invocation.",
+        "to the baseline measured in the same invocation and to the same run's windows "
+        "before and after the attack." + other,
         "",
         "Scenarios: " + "; ".join(f"**{n}**: {catalogue[n].title}" for n in names) + ".",
         "",
