@@ -33,6 +33,7 @@ PING = h2_frame(0x6, 0, 0, b"\0" * 8)
 
 
 def request(port: int, path: str) -> bytes:
+    """The request head of a stream client, as the fast clients send it."""
     return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
             "Accept-Encoding: identity\r\nCache-Control: no-cache\r\n\r\n").encode()
 
@@ -80,17 +81,21 @@ class Attack:
 
     @property
     def connected(self) -> int:
+        """Connections (or answered streams) held now."""
         raise NotImplementedError
 
     def start(self) -> None:
+        """Start every slot."""
         loop = asyncio.get_running_loop()
         for i in range(self.count):
             self.tasks.add(loop.create_task(self.slot(i)))
 
     async def slot(self, index: int) -> None:
+        """Hold one connection, and a new one whenever the server cuts it."""
         raise NotImplementedError
 
     async def stop(self) -> None:
+        """Stop every slot; their sockets are closed."""
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -117,6 +122,7 @@ class Attack:
         await asyncio.sleep(max(self.delay, 0.1))
 
     def stats(self) -> dict[str, int]:
+        """The ``window`` answer: running totals."""
         return {"connected": self.connected, "opened": self.opened, "cut": self.cut,
                 "failed": self.failed}
 
