@@ -7,6 +7,12 @@ Run by ``fanout.py --client``; driven by stdin / stdout lines:
 * on ``expect <P>`` (the number of events the server published) it waits until
   every connected client has ``P`` bench events or ``drain`` seconds have passed,
   then prints ``result <json>``;
+* on ``window`` it prints ``window <json>``: the latency samples taken since the
+  previous ``window`` (or the connect), as up to ``WINDOW_POINTS`` evenly spaced
+  quantiles with their count, and running totals (events received, clients
+  closed, sequence errors); those samples are then dropped, so a later
+  ``expect`` reports only what came after (``abuse.py`` asks for windows,
+  ``fanout.py`` never does);
 * on ``quit`` (or EOF) it closes everything and exits.
 
 It has to keep up with 200,000 deliveries/s on a machine whose other core runs the
@@ -58,6 +64,8 @@ from _proc import install_uvloop, raise_nofile
 SEQ = b'"seq":'
 T = b',"t":'
 _HEADERS, _BODY, _CLOSED = 0, 1, 2
+# Latency quantiles per ``window`` answer: enough for a p99 of merged windows.
+WINDOW_POINTS = 1000
 
 
 def _first_seq(buf: bytes) -> int:
@@ -251,7 +259,7 @@ class Conn(asyncio.Protocol):
             self.transport.close()
 
 
-_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _MAX_WINDOW = 2**31 - 1
 
 
@@ -276,14 +284,14 @@ class H2Conn(asyncio.Protocol):
         self.decoder.max_header_list_size = 1 << 20
         encoder = hpack.Encoder()
         settings = (struct.pack(">HI", 0x4, _MAX_WINDOW) + struct.pack(">HI", 0x2, 0))
-        out = [_H2_PREFACE, _frame(0x4, 0, 0, settings),
-               _frame(0x8, 0, 0, struct.pack(">I", _MAX_WINDOW - 65535))]
+        out = [H2_PREFACE, h2_frame(0x4, 0, 0, settings),
+               h2_frame(0x8, 0, 0, struct.pack(">I", _MAX_WINDOW - 65535))]
         for stream_id in self.counters:
             block = encoder.encode([(":method", "GET"), (":scheme", "http"),
                                     (":authority", f"{host}:{port}"), (":path", path),
                                     ("accept", "text/event-stream"),
                                     ("accept-encoding", "identity")])
-            out.append(_frame(0x1, 0x5, stream_id, block))  # END_STREAM | END_HEADERS
+            out.append(h2_frame(0x1, 0x5, stream_id, block))  # END_STREAM | END_HEADERS
         self.opening = b"".join(out)
         self.pending = len(self.counters)
 
@@ -325,9 +333,9 @@ class H2Conn(asyncio.Protocol):
                     if self.pending == 0 and not self.ready.done():
                         self.ready.set_result(200)
             elif kind == 0x4 and not flags & 0x1:  # SETTINGS: acknowledge
-                self.write(_frame(0x4, 0x1, 0, b""))
+                self.write(h2_frame(0x4, 0x1, 0, b""))
             elif kind == 0x6 and not flags & 0x1:  # PING
-                self.write(_frame(0x6, 0x1, 0, buf[pos + 9 : end]))
+                self.write(h2_frame(0x6, 0x1, 0, buf[pos + 9 : end]))
             elif kind == 0x3:  # RST_STREAM
                 counter = counters.get(stream_id)
                 if counter is not None:
@@ -348,9 +356,26 @@ class H2Conn(asyncio.Protocol):
             self.transport.close()
 
 
-def _frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+def h2_frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    """One HTTP/2 frame: 9-byte header, then ``payload``."""
     return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + \
         stream_id.to_bytes(4, "big") + payload
+
+
+def window(latencies: list[int], connected: list[Counter]) -> dict[str, Any]:
+    """The ``window`` answer; empties ``latencies``."""
+    values = sorted(latencies)
+    latencies.clear()
+    n = len(values)
+    k = min(n, WINDOW_POINTS)
+    points = [round(values[round(i * (n - 1) / max(1, k - 1))] / 1e6, 3) for i in range(k)]
+    return {
+        "samples": n,
+        "points": points,
+        "received": sum(c.count for c in connected),
+        "closed": sum(c.closed for c in connected),
+        "seq_errors": sum(c.seq_errors for c in connected),
+    }
 
 
 def _percentile(sorted_values: list[int], q: float) -> float:
@@ -430,6 +455,9 @@ async def run(
         line = (await reader.readline()).decode().split()
         if not line or line[0] == "quit":
             break
+        if line[0] == "window":
+            print("window " + json.dumps(window(latencies, connected)), flush=True)
+            continue
         if line[0] != "expect":
             continue
         published = int(line[1])

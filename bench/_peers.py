@@ -29,7 +29,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 from _proc import install_uvloop, raise_nofile
@@ -49,17 +49,19 @@ _FIXED = 22 + 19
 Publish = Callable[[dict[str, Any]], None]
 
 
-def payload(seq: int) -> dict[str, Any]:
-    """The event body: serialised compactly it is exactly PAYLOAD_BYTES bytes."""
-    return {"seq": seq, "t": time.time_ns(), "pad": "x" * (PAYLOAD_BYTES - _FIXED - len(str(seq)))}
+def payload(seq: int, size: int = PAYLOAD_BYTES) -> dict[str, Any]:
+    """The event body: serialised compactly it is exactly ``size`` bytes (at least ~50)."""
+    return {"seq": seq, "t": time.time_ns(), "pad": "x" * max(0, size - _FIXED - len(str(seq)))}
 
 
 def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-async def publish_loop(publish: Publish, rate: float, duration: float, tick: float) -> str:
-    """Publish ``rate * duration`` events paced on ``tick``; return the ``done`` line."""
+async def publish_loop(publish: Publish, rate: float, duration: float, tick: float,
+                       size: int = PAYLOAD_BYTES) -> str:
+    """Publish ``rate * duration`` events of ``size`` bytes paced on ``tick``; return the
+    ``done`` line."""
     loop = asyncio.get_running_loop()
     total = round(rate * duration)
     sent = 0
@@ -69,7 +71,7 @@ async def publish_loop(publish: Publish, rate: float, duration: float, tick: flo
     while sent < total:
         due = min(total, int((loop.time() - t0) * rate) + 1)
         while sent < due:
-            publish(payload(sent))
+            publish(payload(sent, size))
             sent += 1
         k += 1
         delay = t0 + k * tick - loop.time()
@@ -106,7 +108,9 @@ class QueueFanout:
 
 
 class OtelServer(Server):
-    def __init__(self, port: int, max_clients: int) -> None:
+    def __init__(self, port: int, max_clients: int,
+                 extra: Mapping[str, Any] | None = None) -> None:
+        """``extra``: further :class:`~otel_sse.server.ServerConfig` options (limits)."""
         from otel_sse.server import SSEServer
 
         options: dict[str, Any] = {
@@ -115,6 +119,7 @@ class OtelServer(Server):
             "compression": False,
             "max_clients": max_clients,
             "backlog": BACKLOG,
+            **(extra or {}),
         }
         self.server = SSEServer(**options)
         self.options = options

@@ -56,13 +56,31 @@ def cpu_seconds(pid: int) -> float:
     return user + system
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident set size (VmHWM) in MiB."""
+def machine_busy_seconds() -> float:
+    """CPU seconds all of the machine's cores have been busy since boot (/proc/stat:
+    user, nice, system, irq, softirq, steal), whatever process ran."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+def _status_mb(pid: int, field: str) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) in MiB."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size now (VmRSS) in MiB."""
+    return _status_mb(pid, "VmRSS:")
 
 
 @dataclass
