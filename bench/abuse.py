@@ -134,8 +134,8 @@ from _proc import (  # noqa: E402
     raise_nofile,
     rss_mb,
 )
-from _results import RESULTS, write_section  # noqa: E402
-from fanout import fmt, free_port, machine  # noqa: E402
+from _results import RESULTS, machine, write_section  # noqa: E402
+from fanout import fmt, free_port  # noqa: E402
 
 SECTION = "## Abuse"
 BULK = "bulk"
