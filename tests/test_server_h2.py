@@ -10,7 +10,7 @@ import h2.settings
 import pytest
 
 from otel_sse.server.h2 import H2Handler, _Stream
-from otel_sse.server.h2gate import FloodError, FrameGate
+from otel_sse.server.h2gate import FloodError, FrameGate, server_budget
 from otel_sse.server.layer import ConnectionLayer
 from otel_sse.server.routes import Router
 from otel_sse.server.server import SSEServer
@@ -100,18 +100,18 @@ def test_frame_gate_budget_credit_and_header_blocks() -> None:
     preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
     ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"\x00" * 8
     gate = FrameGate(rate=10, max_header_block=100, now=0.0)
-    gate.feed(preface + ping * 50, now=0.0)  # the burst: 5 x rate
+    gate.feed(preface + ping * 20, now=0.0)  # the burst: 2 x rate
     with pytest.raises(FloodError):
         gate.feed(ping, now=0.0)
     gate = FrameGate(rate=10, max_header_block=100, now=0.0)
     gate.feed(preface, now=0.0)
     for second in range(1, 20):  # the rate itself is always fine
         gate.feed(ping * 10, now=float(second))
-    gate.credit(8192 * 40)  # data sent earns acknowledgements
-    gate.feed(ping * 40, now=19.0)
+    gate.credit(8192 * 20)  # data sent earns acknowledgements
+    gate.feed(ping * 20, now=19.0)
     # Frames split across reads are counted once each.
     split = FrameGate(rate=10, max_header_block=100, now=0.0)
-    data = preface + ping * 50
+    data = preface + ping * 20
     for i in range(len(data)):
         split.feed(data[i:i + 1], now=0.0)
     with pytest.raises(FloodError):
@@ -120,3 +120,16 @@ def test_frame_gate_budget_credit_and_header_blocks() -> None:
     with pytest.raises(FloodError, match="header block"):
         headers.feed(preface + b"\x00\x00\x50\x01\x00\x00\x00\x00\x01" + b"\x00" * 80
                      + b"\x00\x00\x50\x09\x00\x00\x00\x00\x01" + b"\x00" * 80, now=0.0)
+
+
+def test_connections_within_their_own_budget_share_the_servers() -> None:
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"\x00" * 8
+    shared = server_budget(10, now=0.0)  # 200/s for all, bursts of 400
+    gates = [FrameGate(rate=10, max_header_block=100, now=0.0, shared=shared)
+             for _ in range(30)]
+    for gate in gates[:20]:  # each at its own burst: 20 x 20 = the shared 400
+        gate.feed(preface + ping * 20, now=0.0)
+    with pytest.raises(FloodError, match="shared by all connections"):
+        gates[20].feed(preface + ping, now=0.0)
+    gates[21].feed(preface + ping * 10, now=1.0)  # a second later there is room again

@@ -112,8 +112,9 @@ class ServerConfig:
     ingest_inflight_bytes: int = 64 * 1024 * 1024
     h2_max_streams: int = 100
     # HTTP/2 control frames (SETTINGS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE,
-    # empty DATA) a client may send per second, with bursts of five times that.
-    h2_control_frame_rate: int = 1000
+    # empty DATA) a connection may send per second, with bursts of twice that (and
+    # credit for the data it received); all connections together, twenty times that.
+    h2_control_frame_rate: int = 200
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -112,7 +112,7 @@ class H2Handler:
         self.h2.local_settings.max_concurrent_streams = limit * _REFUSE_UP_TO
         self.h2.local_settings.acknowledge()
         self.gate = FrameGate(config.h2_control_frame_rate, config.max_head_bytes * 2,
-                              layer.clock())
+                              layer.clock(), layer.control_budget)
         self.streams: dict[int, _Stream] = {}
         # Streams waiting for a WINDOW_UPDATE, and for room in the socket's buffer.
         self.blocked: dict[int, _Stream] = {}

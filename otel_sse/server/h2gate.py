@@ -5,9 +5,12 @@ of unknown types each make the server work (parse, acknowledge, look up a
 stream) while costing the client nine bytes. :class:`FrameGate` reads the
 frame headers of what a client sends, before ``h2`` parses anything, and
 charges each such frame to a token bucket: ``rate`` per second, bursts of
-``5 * rate``, plus credit for the data the server sent on the connection (a
-client acknowledges what it receives with WINDOW_UPDATE frames). A client
-over budget is told ``ENHANCE_YOUR_CALM`` and disconnected. Header blocks
+``2 * rate``, plus credit for the data the server sent on the connection (a
+client acknowledges what it receives with WINDOW_UPDATE frames). Every
+connection's frames are also charged to one bucket the whole server shares
+(:class:`TokenBucket`, ``20 * rate``), so that many connections each staying
+under their own budget cannot together take the server's CPU. A client over
+either budget is told ``ENHANCE_YOUR_CALM`` and disconnected. Header blocks
 (HEADERS plus CONTINUATION) are capped in bytes too.
 
 Pure bookkeeping, no I/O: the caller feeds bytes and a clock reading.
@@ -30,31 +33,61 @@ class FloodError(OtelSSEError):
     """A client sent more control frames (or header bytes) than its budget allows."""
 
 
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up."""
+
+    __slots__ = ("_last", "burst", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self._last = now
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def credit(self, tokens: float) -> None:
+        self.tokens = min(self.burst, self.tokens + tokens)
+
+
+def server_budget(rate: int, now: float) -> TokenBucket:
+    """The bucket every connection of one server also spends from."""
+    return TokenBucket(20 * rate, 40 * rate, now)
+
+
 class FrameGate:
     """Token-bucket accounting of one connection's incoming frames."""
 
-    __slots__ = ("_block", "_header", "_last", "_left", "_preface", "burst", "max_header_block",
-                 "rate", "tokens")
+    __slots__ = ("_block", "_header", "_left", "_own", "_preface", "_shared", "max_header_block",
+                 "rate")
 
-    def __init__(self, rate: int, max_header_block: int, now: float) -> None:
+    def __init__(self, rate: int, max_header_block: int, now: float,
+                 shared: TokenBucket | None = None) -> None:
         self.rate = rate
-        self.burst = 5 * rate
-        self.tokens = float(self.burst)
+        self._own = TokenBucket(rate, 2 * rate, now)
+        self._shared = shared
         self.max_header_block = max_header_block
-        self._last = now
         self._preface = PREFACE_LENGTH
         self._header = b""
         self._left = 0  # payload bytes of the current frame still to skip
         self._block = 0  # bytes of the header block being received
 
+    @property
+    def tokens(self) -> float:
+        return self._own.tokens
+
     def credit(self, data_bytes: int) -> None:
         """The server sent ``data_bytes`` of DATA: the client may acknowledge them."""
-        self.tokens = min(self.burst, self.tokens + data_bytes / CREDIT_BYTES)
+        self._own.credit(data_bytes / CREDIT_BYTES)
 
     def feed(self, data: bytes, now: float) -> None:
         """Account for ``data``; raises :class:`FloodError` when the budget is spent."""
-        self.tokens = min(self.burst, self.tokens + (now - self._last) * self.rate)
-        self._last = now
+        own, shared = self._own, self._shared
+        own.refill(now)
+        if shared is not None:
+            shared.refill(now)
         position, size = 0, len(data)
         if self._preface:
             taken = min(self._preface, size)
@@ -84,8 +117,13 @@ class FrameGate:
                 raise FloodError(f"header block larger than {self.max_header_block} bytes")
             if kind in _CHARGED or kind not in _KNOWN or (
                     kind == _DATA and length == 0 and not flags & _END_STREAM):
-                self.tokens -= 1
-                if self.tokens < 0:
+                own.tokens -= 1
+                if own.tokens < 0:
                     raise FloodError(
                         f"more than {self.rate} control frames per second "
                         f"(SETTINGS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE, empty DATA)")
+                if shared is not None:
+                    shared.tokens -= 1
+                    if shared.tokens < 0:
+                        raise FloodError("the server's control-frame budget, shared by all "
+                                         "connections, is spent")

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from otel_sse.counters import Counters
 from otel_sse.server.config import ServerConfig
+from otel_sse.server.h2gate import server_budget
 from otel_sse.server.routes import Router
 
 Clock = Callable[[], float]
@@ -76,6 +77,8 @@ class ConnectionLayer:
         self.stats = LayerStats()
         # The socket write buffer above which writers wait (and a peer's input waits).
         self.high_water = max(16 * 1024, config.client_buffer_bytes - 1)
+        # HTTP/2 control frames, all connections together (see h2gate).
+        self.control_budget = server_budget(config.h2_control_frame_rate, clock())
 
     @property
     def full(self) -> bool:

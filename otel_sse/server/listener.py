@@ -11,6 +11,7 @@ Connections waiting meanwhile stay in the kernel's backlog.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -28,8 +29,12 @@ class Listener:
     """One listening socket and the connections it accepts."""
 
     def __init__(self, sock: socket.socket, protocol: Callable[[], asyncio.Protocol],
-                 ssl_context: ssl.SSLContext | None, handshake_timeout: float) -> None:
+                 ssl_context: ssl.SSLContext | None, handshake_timeout: float,
+                 send_buffer: int | None = None) -> None:
         self.sock = sock
+        # The kernel's send buffer per connection: without a size it grows (to 4 MiB on
+        # Linux) for a client that does not read, memory no cap of ours would count.
+        self.send_buffer = send_buffer
         self.protocol = protocol
         self.ssl_context = ssl_context
         self.handshake_timeout = handshake_timeout
@@ -77,6 +82,9 @@ class Listener:
                 self._pause = _MIN_PAUSE
                 logger.warning("accepting connections again on %s", self.sock.getsockname())
             conn.setblocking(False)
+            if self.send_buffer:
+                with contextlib.suppress(OSError):
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
             task = loop.create_task(self._open(conn))
             self.opening.add(task)
             task.add_done_callback(self.opening.discard)

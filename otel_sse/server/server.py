@@ -185,7 +185,8 @@ class SSEServer:
         self.hub.bind(loop)
         layer = self.layer
         self._listeners = [
-            Listener(sock, lambda: Connection(layer), context, self.config.request_timeout)
+            Listener(sock, lambda: Connection(layer), context, self.config.request_timeout,
+                     send_buffer=self.config.client_buffer_bytes)
             for sock in sockets
         ]
         for listener in self._listeners:
