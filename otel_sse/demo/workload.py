@@ -148,8 +148,8 @@ class Team:
         plan = await self.planner(f"plan issue #{n}")
         # Both coders finish before the issue does, whatever happens to either.
         results = await asyncio.gather(
-            self.coder(f"implement part A of #{n}", plan, fail=n % 4 == 0),
-            self.coder(f"implement part B of #{n}", plan), return_exceptions=True)
+            self.coder_a(f"implement part A of #{n}", plan, fail=n % 4 == 0),
+            self.coder_b(f"implement part B of #{n}", plan), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -174,8 +174,14 @@ class Team:
         _progress(100, "plan written", 3, 3)
         return answer
 
-    @otel_sse.agent("coder", type="coder", capture_content=False)
-    async def coder(self, what: str, plan: str, fail: bool = False) -> None:
+    # Two coders work at once: each is one agent across issues (an agent id runs one
+    # invocation at a time).
+    @otel_sse.agent("coder", type="coder", agent_id="coder-a", capture_content=False)
+    async def coder_a(self, what: str, plan: str, fail: bool = False) -> None:
+        await self.implement(what, plan, fail)
+
+    @otel_sse.agent("coder", type="coder", agent_id="coder-b", capture_content=False)
+    async def coder_b(self, what: str, plan: str, fail: bool = False) -> None:
         await self.implement(what, plan, fail)
 
     @otel_sse.task("implement", type="code", priority="normal", capture_content=False)
