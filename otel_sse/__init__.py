@@ -35,6 +35,7 @@ _EXPORTS = {
     "agent": "otel_sse.instrumentation",
     "tool": "otel_sse.instrumentation",
     "llm_request": "otel_sse.instrumentation",
+    "instrument": "otel_sse.instrumentation.auto",
 }
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "__version__",
     "agent",
     "configure",
+    "instrument",
     "llm_request",
     "task",
     "tool",
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
         TaskStream,
     )
     from otel_sse.instrumentation import agent, llm_request, task, tool
+    from otel_sse.instrumentation.auto import instrument
     from otel_sse.server import SSEServer
     from otel_sse.telemetry import configure
 
