@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import logging
 import threading
 import time
 from typing import Final
@@ -23,7 +22,6 @@ from otel_sse.errors import ServerError
 from otel_sse.server.config import ServerConfig
 from otel_sse.server.server import SSEServer
 
-_log = logging.getLogger("otel_sse.server")
 _START_TIMEOUT: Final = 10.0
 
 
@@ -71,6 +69,7 @@ class BackgroundServer:
 
     def _serve(self, loop: asyncio.AbstractEventLoop,
                started: concurrent.futures.Future[None]) -> None:
+        asyncio.set_event_loop(loop)  # this thread's loop, for whatever asks for it
         try:
             try:
                 loop.run_until_complete(self.server.start())
@@ -79,9 +78,20 @@ class BackgroundServer:
                 return
             started.set_result(None)
             loop.run_forever()
+            # A stop() that gave up waiting left its task behind: end it here.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    def _stop_on_loop(self, loop: asyncio.AbstractEventLoop,
+                      done: concurrent.futures.Future[None]) -> None:
+        # Created on the loop itself: a loop that never runs this leaves no coroutine behind.
+        task = loop.create_task(self.server.stop())
+        task.add_done_callback(lambda _: done.set_result(None))
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop the server (clients get ``shutdown``) and its thread, within ``timeout``
@@ -97,16 +107,13 @@ class BackgroundServer:
         if timeout is None:
             timeout = self.server.config.shutdown_timeout + 0.5
         deadline = time.monotonic() + max(0.0, timeout)
+        stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
         try:
-            stopping = asyncio.run_coroutine_threadsafe(self.server.stop(), loop)
+            loop.call_soon_threadsafe(self._stop_on_loop, loop, stopped)
         except RuntimeError:  # the loop is closed already
             return not thread.is_alive()
-        try:
-            stopping.result(max(0.0, deadline - time.monotonic()))
-        except concurrent.futures.TimeoutError:
-            stopping.cancel()
-        except Exception:  # stop() failed; the loop is ended all the same
-            _log.debug("otel-sse: the background server did not stop cleanly", exc_info=True)
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            stopped.result(max(0.0, deadline - time.monotonic()))
         with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
             loop.call_soon_threadsafe(loop.stop)
         thread.join(max(0.0, deadline - time.monotonic()))
