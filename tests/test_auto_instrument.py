@@ -237,9 +237,14 @@ async def test_sdk_disabled_streams_live_and_exports_nothing() -> None:
 
 
 async def test_with_no_live_destination_it_exports_and_says_so_once() -> None:
+    """Nothing names a destination: one line says where to set one, and the spans are
+    exported. OTEL_PYTHON_DISTRO/_CONFIGURATOR are unset too: otel-sse's are the only
+    ones installed, so opentelemetry-instrument finds them by itself."""
     with OtlpGrpcReceiver() as receiver:
         async with StubModelServer(SCRIPT) as stub:
-            out, err = await _run(_env(stub, receiver))
+            env = _env(stub, receiver)
+            del env["OTEL_PYTHON_DISTRO"], env["OTEL_PYTHON_CONFIGURATOR"]
+            out, err = await _run(env)
         spans = await _chat_spans(receiver)
     assert out.strip() == ANSWER
     assert err.count(NO_STREAM_LINE) == 1, err

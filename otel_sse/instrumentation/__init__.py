@@ -26,6 +26,11 @@ stream and the spans exported are exactly theirs. Nesting follows the code
 (arguments, yielded and returned values) is recorded only when content
 capture is on (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``,
 ``configure(capture_content=...)`` or ``capture_content=`` on a decorator).
+
+:mod:`otel_sse.instrumentation.auto` (``otel_sse.instrument()``) and
+:mod:`otel_sse.instrumentation.distro` (``opentelemetry-instrument``) set up
+telemetry, the live stream and the installed instrumentations with no change
+to the application's code.
 """
 
 from otel_sse.instrumentation.api import agent, llm_request, task, tool

@@ -229,7 +229,9 @@ class Telemetry:
         Shortly before the deadline whatever is still exporting is given up:
         the exporters are shut down, which interrupts their retries and the
         requests in flight, and what was left is counted, not exported; one
-        warning line says what was lost. The atexit hook registered by
+        warning line says what was lost. What the handle owns (:meth:`own`: the
+        server ``instrument()`` started) is stopped after the live stream was
+        flushed, within the same deadline. The atexit hook registered by
         ``configure()`` is this method. Returns True when everything was
         exported. From a coroutine, await :meth:`ashutdown` instead: this call
         blocks its thread until done.
