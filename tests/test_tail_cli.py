@@ -23,8 +23,8 @@ from tests._client_helpers import RawServer, Request, head
 from tests.conftest import free_port
 
 LINK = re.compile(r"http://localhost:16686/trace/([0-9a-f]{32})\?uiFind=([0-9a-f]{16})")
-BAR = re.compile(r"^(task-\d+) .*━.* (\d+)%")
-RUNNING = re.compile(r"^(req-\d+) claude-sonnet-4 ▸ (.+?)\s*$")
+BAR = re.compile(r"^(\S+) .*━.* (\d+)%")
+RUNNING = re.compile(r"^(req-[0-9a-f]+) \S+ ▸ (.+?)\s*$")
 ANSI = "\x1b"
 
 
