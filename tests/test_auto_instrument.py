@@ -340,6 +340,30 @@ async def test_instrument_without_a_destination_says_so(
         assert await telemetry.ashutdown()
 
 
+async def test_instrument_after_configure_streams_that_handle(
+        fresh_globals: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An application that called ``configure()`` first keeps its handle: ``instrument()``
+    adds the server to it, and shutting it down stops the server."""
+    monkeypatch.delenv("OTEL_SSE_GATEWAY", raising=False)
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "*")
+    own = otel_sse.configure(service_name="configured-first", set_global=False,
+                             metrics_exporter="none")
+    telemetry, server = otel_sse.instrument(port=0)
+    try:
+        assert telemetry is own and server is not None
+        assert own.bridge_for(server) is not None
+        async with StreamCollector(f"{server.url}/events") as collector:
+            with own.tracer.start_as_current_span("configured work"):
+                pass
+            assert await own.aforce_flush(10)
+            server.publish("test:done", {})
+            frames = _checked(await collector.finish())
+        assert [d["name"] for d in of(frames, "span:ended")] == ["configured work"]
+    finally:
+        assert await own.ashutdown()
+    assert not server.running
+
+
 # -- the parts ------------------------------------------------------------------------------
 
 
