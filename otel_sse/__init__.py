@@ -31,10 +31,11 @@ _EXPORTS = {
     "TaskStatus": "otel_sse.emitters",
     "AgentStatus": "otel_sse.emitters",
     "configure": "otel_sse.telemetry",
-    "task": "otel_sse.instrument",
-    "agent": "otel_sse.instrument",
-    "tool": "otel_sse.instrument",
-    "llm_request": "otel_sse.instrument",
+    "task": "otel_sse.instrumentation",
+    "agent": "otel_sse.instrumentation",
+    "tool": "otel_sse.instrumentation",
+    "llm_request": "otel_sse.instrumentation",
+    "instrument": "otel_sse.instrumentation.auto",
 }
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "__version__",
     "agent",
     "configure",
+    "instrument",
     "llm_request",
     "task",
     "tool",
@@ -67,7 +69,8 @@ if TYPE_CHECKING:
         TaskStatus,
         TaskStream,
     )
-    from otel_sse.instrument import agent, llm_request, task, tool
+    from otel_sse.instrumentation import agent, llm_request, task, tool
+    from otel_sse.instrumentation.auto import instrument
     from otel_sse.server import SSEServer
     from otel_sse.telemetry import configure
 

@@ -14,7 +14,7 @@ import pytest
 
 import otel_sse
 from otel_sse.errors import ConfigError
-from otel_sse.instrument import current_frame
+from otel_sse.instrumentation import current_frame
 from tests.instrument_rig import Frames, Rig, of, rig, seeds, types
 
 KINDS = ("sync", "async", "generator", "async generator")
@@ -337,7 +337,7 @@ def test_bad_options_are_refused_when_decorating() -> None:
 
 
 async def test_pinned_instrumentation_and_fresh_emitters_per_configure() -> None:
-    from otel_sse.instrument import Instrumentation
+    from otel_sse.instrumentation import Instrumentation
 
     async with rig() as first:
         assert Instrumentation.current() is Instrumentation.current()

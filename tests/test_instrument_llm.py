@@ -13,7 +13,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import otel_sse
-from otel_sse.instrument.chunks import StreamReader
+from otel_sse.instrumentation.chunks import StreamReader
 from tests.instrument_rig import of, rig, seeds, types
 
 

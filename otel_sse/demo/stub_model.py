@@ -30,6 +30,7 @@ Each text piece (and tool-argument piece) of a streamed reply waits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -181,3 +182,33 @@ class StubModelServer:
 
 def _bad_request(error: Exception) -> web.Response:
     return web.json_response(wire.error_body(str(error)), status=400, dumps=dumps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m otel_sse.demo.stub_model``: serve a weather agent's script until Ctrl-C
+    (asked with ``get_weather`` offered, call it for Paris; given its result, answer)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A local OpenAI-compatible stub model.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--token-delay", type=float, default=0.05,
+                        help="seconds between streamed pieces")
+    args = parser.parse_args(argv)
+    script = Script.tool_then_answer("get_weather", {"city": "Paris"},
+                                     "It is sunny in Paris, 21 degrees.",
+                                     preamble="Let me check.")
+
+    async def serve() -> None:
+        async with StubModelServer(script, host=args.host, port=args.port,
+                                   token_delay=args.token_delay) as stub:
+            print(f"stub model at {stub.url} (OPENAI_BASE_URL={stub.url})", flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
+        asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,7 +33,7 @@ import otel_sse
 from otel_sse.demo.script import Reply, Rule, Script, ToolCall
 from otel_sse.demo.stub_model import StubModelServer
 from otel_sse.errors import OtelSSEError
-from otel_sse.instrument import Instrumentation, current_frame
+from otel_sse.instrumentation import Instrumentation, current_frame
 from otel_sse.wire.decoder import SSEDecoder
 
 MODEL = "stub-model"

@@ -99,6 +99,8 @@ class Telemetry:
         self._flushes: dict[str, Job] = {}
         # Components built on this handle (the decorators' emitters), by key.
         self._shared: dict[str, object] = {}
+        # What the handle stops after its telemetry at shutdown (an embedded server).
+        self._owned: list[tuple[str, Callable[[float], object]]] = []
         self._lock = threading.Lock()
         self.alive = True
 
@@ -157,6 +159,20 @@ class Telemetry:
                 found = self._shared.setdefault(key, built)
         return cast(_T, found)
 
+    def component(self, key: str) -> object | None:
+        """The component ``key`` that :meth:`shared` built on this handle (None when none was)."""
+        return self._shared.get(key)
+
+    def own(self, name: str, stop: Callable[[float], object]) -> None:
+        """Stop something this handle's telemetry streams to when the handle shuts down.
+
+        ``stop`` is called with the seconds left before the shutdown deadline,
+        after the live stream was flushed, beside the exporters' shutdown: the
+        server ``otel_sse.instrument()`` started is stopped so, at exit too.
+        """
+        with self._lock:
+            self._owned.append((name, stop))
+
     # -- lifecycle ----------------------------------------------------------------
     def _deadline(self, seconds: float, name: str) -> Deadline:
         seconds = positive_seconds(seconds, name)
@@ -213,7 +229,9 @@ class Telemetry:
         Shortly before the deadline whatever is still exporting is given up:
         the exporters are shut down, which interrupts their retries and the
         requests in flight, and what was left is counted, not exported; one
-        warning line says what was lost. The atexit hook registered by
+        warning line says what was lost. What the handle owns (:meth:`own`: the
+        server ``instrument()`` started) is stopped after the live stream was
+        flushed, within the same deadline. The atexit hook registered by
         ``configure()`` is this method. Returns True when everything was
         exported. From a coroutine, await :meth:`ashutdown` instead: this call
         blocks its thread until done.
@@ -244,6 +262,7 @@ class Telemetry:
         jobs = self._stop_jobs(deadline)
         if gateway is not None:
             jobs.append(Job("gateway", lambda: gateway.close(deadline.remaining())))
+        jobs += [Job(name, _on_deadline(stop, deadline)) for name, stop in self._owned]
         # Give up a little before the deadline: the exporters then need a moment
         # to stop, and the counts below are final only once they have.
         finished = wait_all(jobs, deadline, reserve=min(0.25, deadline.seconds / 10))
@@ -294,6 +313,10 @@ class Telemetry:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.ashutdown()
+
+
+def _on_deadline(stop: Callable[[float], object], deadline: Deadline) -> Callable[[], object]:
+    return lambda: stop(deadline.remaining())
 
 
 def _lost(counts: ExportCounts) -> int:

@@ -1,7 +1,7 @@
 """One decorated call's life, told to the emitters.
 
 A scope opens when the call starts (a generator's at its first step), runs
-each step under its :class:`~otel_sse.instrument.context.Activation`, and
+each step under its :class:`~otel_sse.instrumentation.context.Activation`, and
 closes once: succeeded, failed or cancelled. What each kind records:
 
 =========  ======================================  =====================================
@@ -35,8 +35,8 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from otel_sse.instrument.content import MAX_ITEMS, plain
-from otel_sse.instrument.context import (
+from otel_sse.instrumentation.content import MAX_ITEMS, plain
+from otel_sse.instrumentation.context import (
     Activation,
     Frame,
     Origin,
@@ -44,7 +44,7 @@ from otel_sse.instrument.context import (
     current_frame,
     current_span_hex,
 )
-from otel_sse.instrument.runtime import Instrumentation, guarded
+from otel_sse.instrumentation.runtime import Instrumentation, guarded
 from otel_sse.wire.encoder import dumps
 
 Arguments = Callable[[], dict[str, Any]]
@@ -62,7 +62,7 @@ def is_cancellation(error: BaseException) -> bool:
 
 
 class Scope(Protocol):
-    """What the wrappers of :mod:`otel_sse.instrument.wrap` drive."""
+    """What the wrappers of :mod:`otel_sse.instrumentation.wrap` drive."""
 
     activation: Activation
 

@@ -1,10 +1,10 @@
 """Wrapping a function of any kind (sync, async, generator, async generator) so that
-each call runs inside a :class:`~otel_sse.instrument.scopes.Scope`.
+each call runs inside a :class:`~otel_sse.instrumentation.scopes.Scope`.
 
 The wrapper keeps the function's kind (``inspect`` and ``asyncio`` still see a
 coroutine function or a generator function), its name and its signature. A
 generator's scope opens at its first step, not when it is created, and its
-frame is current only while it runs (see :mod:`otel_sse.instrument.context`).
+frame is current only while it runs (see :mod:`otel_sse.instrumentation.context`).
 Exceptions pass through unchanged: the same object is re-raised.
 """
 
@@ -15,8 +15,8 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, cast
 
-from otel_sse.instrument.runtime import guarded
-from otel_sse.instrument.scopes import Scope
+from otel_sse.instrumentation.runtime import guarded
+from otel_sse.instrumentation.scopes import Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 Opener = Callable[[tuple[Any, ...], dict[str, Any]], Scope | None]

@@ -14,7 +14,7 @@
 Entering opens the request (``llm:request:started``, a ``chat {model}`` span
 whose parent is the current task, agent or span, with ``agentId``/``taskId``
 from the decorated call it runs in). :meth:`LLMRequest.wrap` reads each chunk
-(see :mod:`otel_sse.instrument.chunks`) and emits ``llm:token`` for every chunk
+(see :mod:`otel_sse.instrumentation.chunks`) and emits ``llm:token`` for every chunk
 with text or a finish reason; the emitter records the time to the first one.
 Leaving completes the request with the text, the tool calls the response asked
 for, the usage and the response's id and model when the stream carried them
@@ -39,9 +39,9 @@ from typing import Any, TypeVar, overload
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
-from otel_sse.instrument.chunks import StreamReader
-from otel_sse.instrument.context import Origin, current_frame
-from otel_sse.instrument.runtime import Instrumentation, guarded
+from otel_sse.instrumentation.chunks import StreamReader
+from otel_sse.instrumentation.context import Origin, current_frame
+from otel_sse.instrumentation.runtime import Instrumentation, guarded
 
 T = TypeVar("T")
 

@@ -1,11 +1,11 @@
 """The decorators and the request context manager users call.
 
 ``@task``, ``@agent`` and ``@tool`` work on functions of every kind: sync,
-``async``, generators and async generators (see :mod:`~otel_sse.instrument.wrap`),
+``async``, generators and async generators (see :mod:`~otel_sse.instrumentation.wrap`),
 bare (``@task``) or with options (``@task("plan", priority="high")``). The name
 defaults to the function's qualified name. What each records is in
-:mod:`~otel_sse.instrument.scopes`, how nesting follows the code in
-:mod:`~otel_sse.instrument.context`.
+:mod:`~otel_sse.instrumentation.scopes`, how nesting follows the code in
+:mod:`~otel_sse.instrumentation.context`.
 
 Every option is checked when the decorator is applied; the emitters are looked
 up when a call starts (``instrumentation=`` pins them), so decorating at import
@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from otel_sse.errors import ConfigError
-from otel_sse.instrument.content import Arguments
-from otel_sse.instrument.llm import LLMRequest
-from otel_sse.instrument.runtime import Instrumentation
-from otel_sse.instrument.scopes import AgentScope, Scope, TaskScope, ToolScope
-from otel_sse.instrument.wrap import decorate
+from otel_sse.instrumentation.content import Arguments
+from otel_sse.instrumentation.llm import LLMRequest
+from otel_sse.instrumentation.runtime import Instrumentation
+from otel_sse.instrumentation.scopes import AgentScope, Scope, TaskScope, ToolScope
+from otel_sse.instrumentation.wrap import decorate
 from otel_sse.telemetry.config import parse_capture
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -191,7 +191,7 @@ def llm_request(provider: str, model: str, *, messages: Sequence[Any] | None = N
                 conversation_id: str | None = None, request_id: str | None = None,
                 instrumentation: Instrumentation | None = None) -> LLMRequest:
     """An LLM request, as a context manager (``with`` or ``async with``) whose
-    handle reads the streamed response (see :mod:`otel_sse.instrument.llm`).
+    handle reads the streamed response (see :mod:`otel_sse.instrumentation.llm`).
 
     ``messages``, ``system_prompt``, ``parameters`` (temperature, max_tokens,
     top_p, top_k, stop_sequences) and ``tools`` are the request's; ``stream``

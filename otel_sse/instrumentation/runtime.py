@@ -20,8 +20,8 @@ from typing import Any, Final
 from otel_sse.emitters import AgentStream, LLMStream, TaskStream
 from otel_sse.telemetry.setup import Telemetry, current, resolve
 
-_log = logging.getLogger("otel_sse.instrument")
-_SHARED_KEY: Final = "otel_sse.instrument"
+_log = logging.getLogger("otel_sse.instrumentation")
+_SHARED_KEY: Final = "otel_sse.instrumentation"
 
 
 class Instrumentation:
