@@ -35,7 +35,7 @@ _EXPORTS = {
     "agent": "otel_sse.instrumentation",
     "tool": "otel_sse.instrumentation",
     "llm_request": "otel_sse.instrumentation",
-    "instrument": "otel_sse.instrumentation.auto",
+    "instrument": "otel_sse.instrumentation.distro",
 }
 
 __all__ = [
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
         TaskStream,
     )
     from otel_sse.instrumentation import agent, llm_request, task, tool
-    from otel_sse.instrumentation.auto import instrument
+    from otel_sse.instrumentation.distro import instrument
     from otel_sse.server import SSEServer
     from otel_sse.telemetry import configure
 

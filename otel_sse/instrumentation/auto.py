@@ -90,34 +90,11 @@ class _Setup:
         return self.background.server if self.background is not None else None
 
 
-def instrument(service_name: str | None = None, *, port: int | None = None,
-               gateway: str | GatewayConfig | None = None) -> Instrumented:
-    """Set up the live stream, the OTLP export and the installed instrumentations.
-
-    The same as running the application under ``opentelemetry-instrument`` with
-    otel-sse's distro: ``configure()`` from the ``OTEL_*`` variables (after a
-    ``configure()`` of the application's own, its handle is used), the live
-    stream to a gateway (``gateway``, else ``OTEL_SSE_GATEWAY``) or from a
-    server started here on a thread of its own (``port``, else
-    ``OTEL_SSE_PORT``; 0 picks a free port), and every installed
-    OpenTelemetry instrumentation but those ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
-    names. Idempotent: later calls return what the first one set up.
-    Shutting the handle down (at exit, or ``telemetry.shutdown()``) stops the
-    server too, within the same deadline.
-    """
-    found = _existing()
-    if found is not None:
-        return found
-    done = setup(AutoConfig.from_env(port=port, gateway=gateway), service_name)
-    enable_instrumentations(done.telemetry)
-    return done
-
-
 def setup(config: AutoConfig, service_name: str | None = None) -> Instrumented:
     """``configure()`` and the live stream of ``config``, once per telemetry handle;
     what the configurator of ``opentelemetry-instrument`` runs."""
     with _SETUP_LOCK:
-        found = _existing()
+        found = existing()
         if found is not None:
             return found
         background = _start_server(config.server) if config.server is not None else None
@@ -140,26 +117,8 @@ def setup_of(handle: Telemetry | None) -> _Setup | None:
     return found if isinstance(found, _Setup) else None
 
 
-def enable_instrumentations(handle: Telemetry) -> None:
-    """Load the installed instrumentations as ``opentelemetry-instrument`` does, through
-    otel-sse's distro; a failing one is logged, never raised into the application."""
-    try:
-        from opentelemetry.instrumentation.auto_instrumentation._load import (
-            _load_instrumentors,
-        )
-
-        from otel_sse.instrumentation.distro import OtelSSEDistro
-    except ImportError:
-        # Every instrumentation depends on opentelemetry-instrumentation: none is installed.
-        _log.info("otel-sse: no OpenTelemetry instrumentation is installed")
-        return
-    try:
-        _load_instrumentors(OtelSSEDistro())  # type: ignore[no-untyped-call]
-    except Exception:
-        _log.warning("otel-sse: an instrumentation failed to load", exc_info=True)
-
-
-def _existing() -> Instrumented | None:
+def existing() -> Instrumented | None:
+    """What an earlier ``instrument()`` or configurator set up, if anything."""
     handle = current()
     done = setup_of(handle)
     return Instrumented(handle, done.server) if handle is not None and done is not None else None

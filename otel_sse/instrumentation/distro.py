@@ -25,8 +25,16 @@ from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr
 from opentelemetry.sdk._configuration import _BaseConfigurator
 from opentelemetry.util._importlib_metadata import EntryPoint
 
-from otel_sse.instrumentation.auto import AutoConfig, distro_kwargs, setup, setup_of
-from otel_sse.telemetry.setup import current
+from otel_sse.instrumentation.auto import (
+    AutoConfig,
+    Instrumented,
+    distro_kwargs,
+    existing,
+    setup,
+    setup_of,
+)
+from otel_sse.telemetry.gateway_config import GatewayConfig
+from otel_sse.telemetry.setup import Telemetry, current
 
 _log = logging.getLogger("otel_sse.instrumentation")
 
@@ -62,3 +70,43 @@ class OtelSSEConfigurator(_BaseConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         """``kwargs`` (``auto_instrumentation_version``) say nothing otel-sse needs."""
         setup(AutoConfig.from_env())
+
+
+def instrument(service_name: str | None = None, *, port: int | None = None,
+               gateway: str | GatewayConfig | None = None) -> Instrumented:
+    """Set up the live stream, the OTLP export and the installed instrumentations.
+
+    The same as running the application under ``opentelemetry-instrument`` with
+    otel-sse's distro: ``configure()`` from the ``OTEL_*`` variables (after a
+    ``configure()`` of the application's own, its handle is used), the live
+    stream to a gateway (``gateway``, else ``OTEL_SSE_GATEWAY``) or from a
+    server started here on a thread of its own (``port``, else
+    ``OTEL_SSE_PORT``; 0 picks a free port), and every installed
+    OpenTelemetry instrumentation but those ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
+    names. Idempotent: later calls return what the first one set up.
+    Shutting the handle down (at exit, or ``telemetry.shutdown()``) stops the
+    server too, within the same deadline.
+    """
+    found = existing()
+    if found is not None:
+        return found
+    done = setup(AutoConfig.from_env(port=port, gateway=gateway), service_name)
+    enable_instrumentations(done.telemetry)
+    return done
+
+
+def enable_instrumentations(handle: Telemetry) -> None:
+    """Load the installed instrumentations as ``opentelemetry-instrument`` does, through
+    otel-sse's distro; a failing one is logged, never raised into the application."""
+    try:
+        from opentelemetry.instrumentation.auto_instrumentation._load import (
+            _load_instrumentors,
+        )
+    except ImportError:
+        # Every instrumentation depends on opentelemetry-instrumentation: none is installed.
+        _log.info("otel-sse: no OpenTelemetry instrumentation is installed")
+        return
+    try:
+        _load_instrumentors(OtelSSEDistro())  # type: ignore[no-untyped-call]
+    except Exception:
+        _log.warning("otel-sse: an instrumentation failed to load", exc_info=True)
