@@ -22,12 +22,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,fast,redis]'
 	@touch $(STAMP)
 
-# System tools the tests drive as real peers: curl with HTTP/2, and Chromium (the
-# dashboard's tests run it headless through Playwright, which never downloads a browser).
+# System tools the tests drive as real peers: curl with HTTP/2, Chromium (the
+# dashboard's tests run it headless through Playwright, which never downloads a browser)
+# and redis-server (the Redis Streams bus is tested against a real one).
 system-deps:
 	@missing=""; \
 	curl --version 2>/dev/null | grep -q HTTP2 || missing="$$missing curl"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

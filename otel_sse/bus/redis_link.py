@@ -1,0 +1,243 @@
+"""The connection to Redis shared by a gateway's log and an application's publisher:
+the client, the outage state, and the writer that appends what is published.
+
+The writer takes batches from an :class:`~otel_sse.bus.outbox.Outbox` and
+appends each in one round trip: ``MULTI``, one ``XADD`` per event (approximate
+``MAXLEN``), a ``SET`` of the batch's number under the writer's own key,
+``EXEC``. A batch whose answer was lost (the connection dropped after the
+request went out) is not sent twice: the next attempt first reads that key,
+and a batch that went in is forgotten instead of appended again. While Redis
+is away the outbox holds what is published (bounded, dropping and counting
+the newest past its cap), attempts back off, and the batches go in order once
+it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from otel_sse.bus.outbox import Outbox, Pending
+from otel_sse.bus.redis_config import RedisBusConfig
+from otel_sse.errors import ServerError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+logger = logging.getLogger("otel_sse.bus")
+
+# A batch's size in bytes at most (one larger event goes alone).
+BATCH_BYTES = 1024 * 1024
+# How long a writer's batch number is kept in Redis: the longest outage after which
+# a batch whose answer was lost is still recognised.
+WRITER_KEY_TTL_MS = 24 * 3600 * 1000
+
+
+def errors() -> tuple[type[BaseException], ...]:
+    """What an unreachable or failing Redis raises (the ``redis`` package's and the OS's)."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError)
+
+
+def connect(config: RedisBusConfig) -> Redis:
+    """A client for ``config.url``: no retries of its own (the callers retry with
+    backoff and know what a retry means), answers as bytes, and socket timeouts
+    longer than the reader's ``XREAD BLOCK``."""
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return Redis.from_url(
+        config.url, decode_responses=False, retry=Retry(NoBackoff(), 0),
+        socket_connect_timeout=config.connect_timeout,
+        socket_timeout=config.block + config.connect_timeout,
+        max_connections=16)
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+async def check_reachable(redis: Redis, config: RedisBusConfig) -> None:
+    """PING, or a :class:`ServerError` that names the bus (never its password)."""
+    try:
+        await redis.ping()
+    except errors() as exc:
+        raise ServerError(f"cannot reach the Redis bus at {config.display_url}: "
+                          f"{describe(exc)}") from None
+
+
+class BusHealth:
+    """Whether Redis answers, with one log line when an outage starts and one when it ends."""
+
+    def __init__(self, url: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.url = url
+        self.clock = clock
+        self.down_since: float | None = None
+        self.outages = 0
+        self.last_error = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.down_since is None
+
+    def failed(self, exc: BaseException, doing: str) -> None:
+        self.last_error = describe(exc)
+        if self.down_since is None:
+            self.down_since = self.clock()
+            self.outages += 1
+            logger.warning("Redis bus at %s unreachable while %s (%s): clients stay connected, "
+                           "what is published is buffered; retrying", self.url, doing,
+                           self.last_error)
+
+    def succeeded(self) -> None:
+        if self.down_since is not None:
+            logger.warning("Redis bus at %s reachable again after %.1f s", self.url,
+                           self.clock() - self.down_since)
+            self.down_since = None
+
+
+class Backoff:
+    """Delays between attempts: ``initial``, doubling up to ``maximum``."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.delay = initial
+
+    def next(self) -> float:
+        delay = self.delay
+        self.delay = min(self.maximum, delay * 2)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self.initial
+
+
+class StreamWriter:
+    """Appends an outbox's entries to the stream, in order, in pipelined batches."""
+
+    def __init__(self, config: RedisBusConfig, writer_id: str, health: BusHealth) -> None:
+        self.config = config
+        self.writer_id = writer_id
+        self.health = health
+        self.outbox = Outbox(config.buffer_bytes, self._wake)
+        self.appended = 0
+        self.batches = 0
+        self.unknown_ids = 0
+        self._redis: Redis | None = None
+        self._event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._batch_no = 0
+        # (batch number, items) of a batch whose EXEC answer was lost.
+        self._unsure: tuple[int, int] | None = None
+
+    def start(self, redis: Redis) -> None:
+        """Start writing on the running loop."""
+        self._redis = redis
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._event = asyncio.Event()
+        self._task = self._loop.create_task(self._run(), name="otel-sse-redis-writer")
+        if len(self.outbox):
+            self._event.set()
+
+    def put(self, item: Pending) -> bool:
+        """Queue one entry (any thread; never blocks); False when the outbox is full."""
+        return self.outbox.put(item)
+
+    def _wake(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return  # not started: start() looks at the outbox
+        if threading.get_ident() == self._thread:
+            self._event.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
+                loop.call_soon_threadsafe(self._event.set)
+
+    async def drain(self, grace: float) -> bool:
+        """Wait until the outbox is empty (True) or ``grace`` s passed (False)."""
+        deadline = time.monotonic() + grace
+        while len(self.outbox):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        backoff = Backoff(self.config.retry_initial, self.config.retry_max)
+        while True:
+            batch = self.outbox.peek(self.config.write_batch, BATCH_BYTES)
+            if not batch:
+                await self._event.wait()
+                self._event.clear()
+                continue
+            try:
+                ids = await self._append(batch)
+            except errors() as exc:
+                self.health.failed(exc, "appending")
+                await asyncio.sleep(backoff.next())
+                continue
+            backoff.reset()
+            self.health.succeeded()
+            self.outbox.commit(len(ids))
+            for item, entry_id in zip(batch, ids, strict=False):
+                if item.done is not None:
+                    item.done(entry_id)
+
+    async def _append(self, batch: list[Pending]) -> list[str | None]:
+        """Append ``batch`` (or learn that its first items already went in); returns
+        the ids of the items done, None for those whose ids were not learnt."""
+        redis = self._redis
+        assert redis is not None
+        config = self.config
+        marker = config.writer_key(self.writer_id)
+        if self._unsure is not None:
+            number, count = self._unsure
+            stored = await redis.get(marker)
+            self._unsure = None
+            if stored is not None and int(stored) >= number:
+                self.unknown_ids += count
+                self.appended += count
+                return [None] * count
+        self._batch_no += 1
+        number = self._batch_no
+        try:
+            async with redis.pipeline(transaction=True) as pipe:
+                for item in batch:
+                    pipe.xadd(config.stream_key, item.fields,  # type: ignore[arg-type]
+                              maxlen=config.max_len, approximate=True)
+                pipe.set(marker, number, px=WRITER_KEY_TTL_MS)
+                results = await pipe.execute()
+        except errors():
+            # The request may have gone in with its answer lost: look before resending.
+            self._unsure = (number, len(batch))
+            raise
+        self.batches += 1
+        self.appended += len(batch)
+        return [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in results[:-1]]
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "busAppended": self.appended,
+            "busBufferedEvents": len(self.outbox),
+            "busBufferedBytes": self.outbox.nbytes,
+            "busDropped": self.outbox.dropped,
+        }
