@@ -28,7 +28,7 @@ from otel_sse.bus.fanout import Fanout, SlowClientPolicy, Subscriber
 from otel_sse.bus.log import EventLog, MemoryEventLog
 from otel_sse.bus.open_spans import LOCAL, TRACKED, OpenSpans
 from otel_sse.errors import EventFormatError, ServerError
-from otel_sse.wire.encoder import check_field, dumps, encode_event, iso_ms_from_epoch, iso_ms_now
+from otel_sse.wire.encoder import check_field, data_text, encode_event, iso_ms_from_epoch
 
 try:  # parses the tracked events a shared log reads back
     from orjson import loads as _loads
@@ -68,22 +68,6 @@ class _Broadcast(NamedTuple):
 
 
 _Pending = _Broadcast | _Direct
-
-
-def data_text(data: Any, max_bytes: int) -> str:
-    """An event's data as sent: a mapping as JSON (stamped when it has no timestamp)."""
-    if isinstance(data, str):
-        text = data
-    else:
-        if isinstance(data, Mapping) and "timestamp" not in data:
-            data = {**data, "timestamp": iso_ms_now()}
-        text = dumps(data)
-    # len(str) <= its UTF-8 size <= 4 * len(str): measure exactly only near the cap.
-    if len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes:
-        raise EventFormatError(
-            f"event data is {len(text.encode('utf-8'))} bytes, more than max_event_bytes "
-            f"({max_bytes})")
-    return text
 
 
 class EventHub:

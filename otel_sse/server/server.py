@@ -218,7 +218,7 @@ class SSEServer:
                           credentials)
         host = config.host or "0.0.0.0"
         try:
-            grpc.start(host, config.grpc_port or 0)
+            grpc.start(host, config.grpc_port or 0, config.reuse_port)
         except ServerError:
             for listener in self._listeners:
                 listener.close()
