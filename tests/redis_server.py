@@ -1,4 +1,5 @@
-"""A real ``redis-server`` on a free port, for the Redis bus's tests.
+"""A real ``redis-server`` on a free port, and a client recording what it reads, for the
+Redis bus's tests.
 
 ``make test`` installs it (``make system-deps``); where it is missing the tests
 that need it are skipped, naming it. The server can be stopped (keeping its
@@ -8,15 +9,19 @@ same port, with that data or without it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
+from otel_sse.client import SSEClient, SSEEvent
+from tests._client_helpers import FAST, wait_for
 from tests.conftest import free_port
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -96,3 +101,32 @@ def trim(url: str, keep: int, key: str = "otel-sse:events") -> None:
 
     with redis.Redis.from_url(url) as client:
         client.xtrim(key, maxlen=keep, approximate=False)
+
+
+class Reader:
+    """Every event one client yields (lifecycle events too)."""
+
+    def __init__(self, url: str | list[str], **options: Any) -> None:
+        self.client = SSEClient(url, **{**FAST, **options})
+        self.events: list[SSEEvent] = []
+        self.connects: list[SSEEvent] = []
+        self.client.on("connected", self.connects.append)
+        self._task: asyncio.Task[None] | None = None
+
+    def of(self, event_type: str) -> list[SSEEvent]:
+        return [e for e in self.events if e.type == event_type]
+
+    async def __aenter__(self) -> Reader:
+        async def consume() -> None:
+            async for event in self.client:
+                self.events.append(event)
+
+        self._task = asyncio.create_task(consume())
+        await wait_for(lambda: len(self.connects) >= 1)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.disconnect()
+        assert self._task is not None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._task, 5)

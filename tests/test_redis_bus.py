@@ -22,13 +22,12 @@ import pytest
 
 from otel_sse.bus.publisher import RedisPublisher
 from otel_sse.cli import main
-from otel_sse.client import SSEClient, SSEEvent
 from otel_sse.emitters import TaskStream
 from otel_sse.errors import ConfigError, ServerError
 from otel_sse.server import ServerConfig, SSEServer
-from tests._client_helpers import FAST, wait_for
+from tests._client_helpers import wait_for
 from tests.conftest import free_port
-from tests.redis_server import RedisServer, needs_redis, stream_entries, trim
+from tests.redis_server import Reader, RedisServer, needs_redis, stream_entries, trim
 
 pytestmark = needs_redis
 
@@ -52,35 +51,6 @@ async def gateway(url: str, **options: Any) -> AsyncIterator[SSEServer]:
         yield server
     finally:
         await server.stop()
-
-
-class Reader:
-    """Every event one client yields (lifecycle events too)."""
-
-    def __init__(self, url: str | list[str], **options: Any) -> None:
-        self.client = SSEClient(url, **{**FAST, **options})
-        self.events: list[SSEEvent] = []
-        self.connects: list[SSEEvent] = []
-        self.client.on("connected", self.connects.append)
-        self._task: asyncio.Task[None] | None = None
-
-    def of(self, event_type: str) -> list[SSEEvent]:
-        return [e for e in self.events if e.type == event_type]
-
-    async def __aenter__(self) -> Reader:
-        async def consume() -> None:
-            async for event in self.client:
-                self.events.append(event)
-
-        self._task = asyncio.create_task(consume())
-        await wait_for(lambda: len(self.connects) >= 1)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.client.disconnect()
-        assert self._task is not None
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._task, 5)
 
 
 # ---------------------------------------------------------------- configuration
