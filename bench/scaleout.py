@@ -190,7 +190,8 @@ async def stream_reader(bus: str, events: int) -> None:
     read = 0
     first_ns = 0
     while read < events:
-        reply = await client.xread({"otel-sse:events": last}, count=1024, block=1000)
+        reply = cast(list[Any], await client.xread({"otel-sse:events": last}, count=1024,
+                                                   block=1000))
         if not reply:
             continue
         entries = cast(list[tuple[bytes, dict[bytes, bytes]]], reply[0][1])

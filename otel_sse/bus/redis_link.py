@@ -2,9 +2,11 @@
 the client, the outage state, and the writer that appends what is published.
 
 The writer takes batches from an :class:`~otel_sse.bus.outbox.Outbox` and
-appends each in one round trip: ``MULTI``, one ``XADD`` per event (approximate
-``MAXLEN``), a ``SET`` of the batch's number under the writer's own key,
-``EXEC``. A batch whose answer was lost (the connection dropped after the
+appends each in one round trip and atomically: one script call that runs one
+``XADD`` per event (approximate ``MAXLEN``) and sets the batch's number under
+the writer's own key (one command instead of ``MULTI``, an ``XADD`` per event,
+a ``SET`` and ``EXEC``: the client's work per command is most of what a batch
+costs). A batch whose answer was lost (the connection dropped after the
 request went out) is not sent twice: the next attempt first reads that key,
 and a batch that went in is forgotten instead of appended again. While Redis
 is away the outbox holds what is published (bounded, dropping and counting
@@ -28,6 +30,7 @@ from otel_sse.errors import ServerError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
 logger = logging.getLogger("otel_sse.bus")
 
@@ -36,6 +39,21 @@ BATCH_BYTES = 1024 * 1024
 # How long a writer's batch number is kept in Redis: the longest outage after which
 # a batch whose answer was lost is still recognised.
 WRITER_KEY_TTL_MS = 24 * 3600 * 1000
+# KEYS: the stream, the writer's key. ARGV: MAXLEN, the batch number, the key's TTL
+# (ms), then each entry as its field count and its fields and values.
+_APPEND = """
+local ids = {}
+local i = 4
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local command = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*'}
+  for j = 1, 2 * n do command[6 + j] = ARGV[i + j] end
+  ids[#ids + 1] = redis.call(unpack(command))
+  i = i + 2 * n + 1
+end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return ids
+"""
 
 
 def errors() -> tuple[type[BaseException], ...]:
@@ -138,6 +156,7 @@ class StreamWriter:
         self._thread: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._batch_no = 0
+        self._script: AsyncScript | None = None
         # (batch number, items) of a batch whose EXEC answer was lost.
         self._unsure: tuple[int, int] | None = None
 
@@ -219,20 +238,22 @@ class StreamWriter:
                 return [None] * count
         self._batch_no += 1
         number = self._batch_no
+        args: list[bytes | str | int] = [config.max_len, number, WRITER_KEY_TTL_MS]
+        for item in batch:
+            args.append(len(item.fields))
+            for name, value in item.fields.items():
+                args += (name, value)
+        if self._script is None:
+            self._script = redis.register_script(_APPEND)
         try:
-            async with redis.pipeline(transaction=True) as pipe:
-                for item in batch:
-                    pipe.xadd(config.stream_key, item.fields,  # type: ignore[arg-type]
-                              maxlen=config.max_len, approximate=True)
-                pipe.set(marker, number, px=WRITER_KEY_TTL_MS)
-                results = await pipe.execute()
+            results = await self._script(keys=[config.stream_key, marker], args=args)
         except errors():
             # The request may have gone in with its answer lost: look before resending.
             self._unsure = (number, len(batch))
             raise
         self.batches += 1
         self.appended += len(batch)
-        return [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in results[:-1]]
+        return [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in results]
 
     def stats(self) -> dict[str, object]:
         return {
