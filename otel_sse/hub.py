@@ -221,9 +221,11 @@ class EventHub:
                 self.published += 1
 
     def touched(self, source: str) -> None:
+        """A producer's keepalive read from a shared log: its spans are not stale."""
         self.spans.touch(source)
 
     def appended(self, types: set[str]) -> None:
+        """Events a shared log read back entered the history: the fan-out writes them."""
         self.fanout.arrived(types)
 
     def lost(self, requested_id: str | None) -> None:
