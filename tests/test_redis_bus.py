@@ -97,6 +97,40 @@ async def test_an_unreachable_bus_at_start_is_a_clear_error() -> None:
     assert not server.running
 
 
+async def test_a_key_that_is_not_a_stream_is_a_clear_error_at_start(
+        redis_server: RedisServer) -> None:
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.set("not-a-stream", "x")
+    server = SSEServer(port=0, host="127.0.0.1", bus=redis_server.url, stream_key="not-a-stream")
+    with pytest.raises(ServerError, match="cannot read the stream 'not-a-stream' on the Redis "
+                                          "bus at redis://127.0.0.1:[0-9]+/0: ResponseError"):
+        await server.start()
+
+
+async def test_a_gateway_loads_the_streams_tail_and_goes_on_after_a_restart(
+        redis_server: RedisServer) -> None:
+    async with gateway(redis_server.url) as first:
+        for n in range(3):
+            first.publish("job:step", {"n": n})
+        await wait_for(lambda: first.get_stats()["busRead"] == 3)
+    server = SSEServer(port=0, host="127.0.0.1", bus=redis_server.url)
+    await server.start()  # a new gateway: the tail is loaded
+    try:
+        assert server.get_stats()["busLoaded"] == 3
+        await server.stop()
+        await server.start()  # the same gateway again: nothing loaded twice
+        server.publish("job:step", {"n": 3})
+        await wait_for(lambda: server.get_stats()["historyEvents"] == 4)
+        async with Reader(f"{server.url}/events",
+                          last_event_id=stream_entries(redis_server.url)[0][0]) as seen:
+            await wait_for(lambda: len(seen.of("job:step")) == 3)
+        assert [e.data["n"] for e in seen.of("job:step")] == [1, 2, 3]
+    finally:
+        await server.stop()
+
+
 def test_serve_with_an_unreachable_bus_says_so_in_one_line(
         capsys: pytest.CaptureFixture[str]) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"

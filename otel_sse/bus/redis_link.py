@@ -63,10 +63,11 @@ def errors() -> tuple[type[BaseException], ...]:
     return (RedisError, OSError)
 
 
-def connect(config: RedisBusConfig) -> Redis:
+def connect(config: RedisBusConfig, single: bool = False) -> Redis:
     """A client for ``config.url``: no retries of its own (the callers retry with
     backoff and know what a retry means), answers as bytes, and socket timeouts
-    longer than the reader's ``XREAD BLOCK``."""
+    longer than the reader's ``XREAD BLOCK``. ``single``: one connection for
+    every command (the reader's, which is unblocked by its client id to stop)."""
     from redis.asyncio import Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
@@ -75,7 +76,16 @@ def connect(config: RedisBusConfig) -> Redis:
         config.url, decode_responses=False, retry=Retry(NoBackoff(), 0),
         socket_connect_timeout=config.connect_timeout,
         socket_timeout=config.block + config.connect_timeout,
-        max_connections=16)
+        max_connections=16, single_connection_client=single)
+
+
+async def finish(task: asyncio.Task[None], within: float) -> None:
+    """Wait for ``task`` to end by itself, then cancel it. A task is not cancelled in
+    the middle of a command: the client may then wait on its connection forever."""
+    await asyncio.wait({task}, timeout=within)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
 
 
 def describe(exc: BaseException) -> str:
@@ -93,14 +103,23 @@ async def check_reachable(redis: Redis, config: RedisBusConfig) -> None:
 
 
 class BusHealth:
-    """Whether Redis answers, with one log line when an outage starts and one when it ends."""
+    """Whether Redis answers, with one log line when an outage starts and one when it ends.
 
-    def __init__(self, url: str, clock: Callable[[], float] = time.monotonic) -> None:
+    A failure within ``settle`` seconds of the end of an outage belongs to it (a
+    connection opened before the outage fails once when first used after it): it
+    makes the state degraded again, but is not counted or logged as a new one.
+    """
+
+    def __init__(self, url: str, clock: Callable[[], float] = time.monotonic,
+                 settle: float = 1.0) -> None:
         self.url = url
         self.clock = clock
+        self.settle = settle
         self.down_since: float | None = None
+        self.up_since = float("-inf")
         self.outages = 0
         self.last_error = ""
+        self._reported = False
 
     @property
     def ok(self) -> bool:
@@ -108,18 +127,27 @@ class BusHealth:
 
     def failed(self, exc: BaseException, doing: str) -> None:
         self.last_error = describe(exc)
-        if self.down_since is None:
-            self.down_since = self.clock()
-            self.outages += 1
-            logger.warning("Redis bus at %s unreachable while %s (%s): clients stay connected, "
-                           "what is published is buffered; retrying", self.url, doing,
-                           self.last_error)
+        if self.down_since is not None:
+            return
+        self.down_since = self.clock()
+        if self.down_since - self.up_since < self.settle:
+            return  # the end of the last outage
+        self.outages += 1
+        self._reported = True
+        logger.warning("Redis bus at %s unreachable while %s (%s): clients stay connected, "
+                       "what is published is buffered; retrying", self.url, doing,
+                       self.last_error)
 
     def succeeded(self) -> None:
-        if self.down_since is not None:
+        if self.down_since is None:
+            return
+        now = self.clock()
+        if self._reported:
             logger.warning("Redis bus at %s reachable again after %.1f s", self.url,
-                           self.clock() - self.down_since)
-            self.down_since = None
+                           now - self.down_since)
+            self._reported = False
+        self.down_since = None
+        self.up_since = now
 
 
 class Backoff:
@@ -157,6 +185,7 @@ class StreamWriter:
         self._task: asyncio.Task[None] | None = None
         self._batch_no = 0
         self._script: AsyncScript | None = None
+        self._stopping = False
         # (batch number, items) of a batch whose EXEC answer was lost.
         self._unsure: tuple[int, int] | None = None
 
@@ -194,15 +223,17 @@ class StreamWriter:
         return True
 
     async def stop(self) -> None:
+        """Stop writing (what is still buffered stays in the outbox)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._stopping = True
+            self._event.set()
+            await finish(task, self.config.block + self.config.connect_timeout)
+            self._stopping = False
 
     async def _run(self) -> None:
         backoff = Backoff(self.config.retry_initial, self.config.retry_max)
-        while True:
+        while not self._stopping:
             batch = self.outbox.peek(self.config.write_batch, BATCH_BYTES)
             if not batch:
                 await self._event.wait()
@@ -212,7 +243,9 @@ class StreamWriter:
                 ids = await self._append(batch)
             except errors() as exc:
                 self.health.failed(exc, "appending")
-                await asyncio.sleep(backoff.next())
+                with contextlib.suppress(TimeoutError):  # a stop ends the wait
+                    await asyncio.wait_for(self._event.wait(), backoff.next())
+                self._event.clear()
                 continue
             backoff.reset()
             self.health.succeeded()

@@ -44,7 +44,9 @@ from otel_sse.bus.redis_link import (
     StreamWriter,
     check_reachable,
     connect,
+    describe,
     errors,
+    finish,
 )
 from otel_sse.bus.stream_entry import (
     KEEPALIVE,
@@ -58,6 +60,7 @@ from otel_sse.bus.stream_entry import (
     parse_stream_id,
     stream_id_of,
 )
+from otel_sse.errors import ServerError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -98,6 +101,10 @@ class RedisEventLog:
         self.writer = StreamWriter(config, self.run_id, self.health)
         self._decoder = Decoder()
         self._redis: Redis | None = None
+        # The reader's own connection, and its client id (to unblock it).
+        self._reading: Redis | None = None
+        self._reader_id: int | None = None
+        self._stopping = asyncio.Event()
         self._lease: AsyncScript | None = None
         self._lease_due = 0.0
         self._listener: LogListener | None = None
@@ -268,17 +275,25 @@ class RedisEventLog:
             return
         self._listener = listener
         redis = self._redis = connect(self.config)
+        self._reading = connect(self.config, single=True)
+        self._stopping = asyncio.Event()
         try:
             await check_reachable(redis, self.config)
-            raw = await redis.xrevrange(self.config.stream_key, count=self.history.capacity)
+            if self._last == b"0-0":
+                raw = await redis.xrevrange(self.config.stream_key, count=self.history.capacity)
+                entries = cast(list[RawEntry], raw or [])
+                entries.reverse()
+                self._take(entries, live=False)
+                self.loaded = len(entries)
+            else:  # started again: go on after the last entry read
+                await self._recover(redis)
+        except errors() as exc:
+            await self._close_clients()
+            raise ServerError(f"cannot read the stream {self.config.stream_key!r} on the Redis "
+                              f"bus at {self.config.display_url}: {describe(exc)}") from None
         except BaseException:
-            await redis.aclose()
-            self._redis = None
+            await self._close_clients()
             raise
-        entries = cast(list[RawEntry], raw or [])
-        entries.reverse()
-        self._take(entries, live=False)
-        self.loaded = len(entries)
         self._lease = redis.register_script(_LEASE)
         with contextlib.suppress(*errors()):
             await self._renew_lease()
@@ -291,39 +306,50 @@ class RedisEventLog:
         if self.health.ok:
             await self.writer.drain(grace)
         reader, self._reader = self._reader, None
+        redis = self._redis
         if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        await self.writer.stop()
-        redis, self._redis = self._redis, None
-        if redis is not None:
-            if self.leader:
+            self._stopping.set()
+            if redis is not None and self._reader_id is not None:
+                # Ends the reader's XREAD BLOCK at once (a nil reply, as at its timeout).
                 with contextlib.suppress(*errors()):
-                    if await redis.get(self.config.lease_key) == self.run_id.encode():
-                        await redis.delete(self.config.lease_key)
-            self.leader = False
+                    await redis.client_unblock(self._reader_id)
+            await finish(reader, self.config.block + self.config.connect_timeout)
+        await self.writer.stop()
+        if redis is not None and self.leader:
             with contextlib.suppress(*errors()):
-                await redis.aclose()
+                if await redis.get(self.config.lease_key) == self.run_id.encode():
+                    await redis.delete(self.config.lease_key)
+        self.leader = False
+        await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        for client in (self._redis, self._reading):
+            if client is not None:
+                with contextlib.suppress(*errors()):
+                    await client.aclose()
+        self._redis = self._reading = None
+        self._reader_id = None
 
     # -- reading ---------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        redis = self._redis
-        assert redis is not None
+        reading = self._reading
+        assert reading is not None
         config = self.config
         backoff = Backoff(config.retry_initial, config.retry_max)
         block_ms = max(1, int(config.block * 1000))
         lost = False
-        while True:
+        while not self._stopping.is_set():
             try:
                 if lost:
-                    await self._recover(redis)
+                    await self._recover(reading)
                     lost = False
+                if self._reader_id is None:
+                    self._reader_id = int(await reading.client_id())
                 self._cycle += 1
                 cycle = self._cycle
-                reply = await redis.xread({config.stream_key: self._last},
-                                          count=config.read_count, block=block_ms)
+                reply = await reading.xread({config.stream_key: self._last},
+                                            count=config.read_count, block=block_ms)
                 self.health.succeeded()
                 entries = cast(list[Any], reply)[0][1] if reply else []
                 self._take(entries, live=True)
@@ -332,14 +358,22 @@ class RedisEventLog:
                     await self._renew_lease()
                 backoff.reset()
             except errors() as exc:
+                if self._stopping.is_set():
+                    return
                 self.health.failed(exc, "reading")
                 self.leader = False
+                self._reader_id = None  # a new connection has a new id
                 lost = True
-                await asyncio.sleep(backoff.next())
+                with contextlib.suppress(TimeoutError):  # a stop ends the wait
+                    await asyncio.wait_for(self._stopping.wait(), backoff.next())
 
     async def _recover(self, redis: Redis) -> None:
         """Back after an outage: if the last entry read is gone, events after it may
         be lost too (Redis restarted without its data, or trimmed past this replica)."""
+        if self._redis is not None:
+            # Connections opened before the outage would each fail once: drop them.
+            with contextlib.suppress(*errors()):
+                await self._redis.connection_pool.disconnect(inuse_connections=False)
         if self._last == b"0-0":
             return
         last = self._last.decode()
