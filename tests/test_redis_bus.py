@@ -104,8 +104,8 @@ async def test_a_key_that_is_not_a_stream_is_a_clear_error_at_start(
     with redis.Redis.from_url(redis_server.url) as client:
         client.set("not-a-stream", "x")
     server = SSEServer(port=0, host="127.0.0.1", bus=redis_server.url, stream_key="not-a-stream")
-    with pytest.raises(ServerError, match="cannot read the stream 'not-a-stream' on the Redis "
-                                          "bus at redis://127.0.0.1:[0-9]+/0: ResponseError"):
+    with pytest.raises(ServerError, match=r"cannot read the stream 'not-a-stream' on the Redis "
+                                          r"bus at redis://127\.0\.0\.1:[0-9]+/0: ResponseError"):
         await server.start()
 
 
