@@ -22,12 +22,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,fast,redis]'
 	@touch $(STAMP)
 
-# System tools the tests drive as real peers: curl with HTTP/2, and Chromium (the
-# dashboard's tests run it headless through Playwright, which never downloads a browser).
+# System tools the tests drive as real peers: curl with HTTP/2, Chromium (the
+# dashboard's tests run it headless through Playwright, which never downloads a browser)
+# and redis-server (the Redis Streams bus is tested against a real one).
 system-deps:
 	@missing=""; \
 	curl --version 2>/dev/null | grep -q HTTP2 || missing="$$missing curl"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -51,12 +53,13 @@ pytest: $(STAMP) system-deps
 test: lint typecheck pytest
 
 # Each benchmark measures the peers in the same run and rewrites its section of
-# bench/RESULTS.md (about 20 minutes in all; run it on a quiet machine).
+# bench/RESULTS.md (about 25 minutes in all; run it on a quiet machine).
 bench: $(STAMP) system-deps
 	$(PY) bench/fanout.py --repeat 3 --write
 	$(PY) bench/client.py --events 200000 --repeat 5 --write
 	$(PY) bench/overhead.py --reps 41 --ops 2000 --write
 	$(PY) bench/dashboard.py --write
+	$(PY) bench/scaleout.py --write
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

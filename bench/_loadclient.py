@@ -414,9 +414,12 @@ async def run(
     rate: float,
     lowat: int,
     h2_streams: int = 0,
+    ports: list[int] | None = None,
 ) -> None:
     """``n`` streams: HTTP/1.1 connections, or (``h2_streams`` > 0) HTTP/2 connections
-    of ``h2_streams`` streams each."""
+    of ``h2_streams`` streams each. With ``ports`` (HTTP/1.1), stream i goes to
+    ``ports[i % len(ports)]`` (replicas of one stream)."""
+    ports = ports or [port]
     loop = asyncio.get_running_loop()
     every = max(1, round(n * rate / sample_per_s)) if sample_per_s > 0 else 0
     latencies: list[int] = []
@@ -427,15 +430,16 @@ async def run(
                  for i in range(0, n, h2_streams)]
         lowat = 1  # each connection carries sampled streams
     else:
-        request = (
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+        requests = [(
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{p}\r\nAccept: text/event-stream\r\n"
             "Accept-Encoding: identity\r\nCache-Control: no-cache\r\n\r\n"
-        ).encode()
-        conns = [Conn(request, c) for c in counters]
+        ).encode() for p in ports]
+        conns = [Conn(requests[i % len(ports)], c) for i, c in enumerate(counters)]
     sem = asyncio.Semaphore(concurrency)
     t0 = loop.time()
     deadline = t0 + connect_timeout
-    await asyncio.gather(*(_connect(host, port, c, sem, deadline) for c in conns))
+    await asyncio.gather(*(_connect(host, port if h2_streams > 0 else ports[i % len(ports)],
+                                    c, sem, deadline) for i, c in enumerate(conns)))
     connected = [c for c in counters if c.status == 200]
     sampled = [c for c in connected if c.sampled]
     timed = sampled or connected  # the streams whose reads are not delayed
@@ -500,8 +504,9 @@ async def run(
 
 
 def main(host: str, port: int, path: str, n: int, concurrency: int, connect_timeout: float,
-         drain: float, sample_per_s: float, rate: float, lowat: int, h2_streams: int = 0) -> None:
+         drain: float, sample_per_s: float, rate: float, lowat: int, h2_streams: int = 0,
+         ports: list[int] | None = None) -> None:
     raise_nofile()
     install_uvloop()
     asyncio.run(run(host, port, path, n, concurrency, connect_timeout, drain, sample_per_s, rate,
-                    lowat, h2_streams))
+                    lowat, h2_streams, ports))

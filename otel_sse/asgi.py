@@ -91,7 +91,7 @@ class SSEApp:
 
     def __init__(self, hub: EventHub | None = None, config: ServerConfig | None = None) -> None:
         self.config = config = config or ServerConfig.build()
-        self.hub = hub or EventHub(config.hub_limits())
+        self.hub = hub or EventHub(config.hub_limits(), event_log=config.event_log())
         self.stopping = False
         self.stream_route = StreamRoute(self.hub, config, accepting=lambda: not self.stopping)
         self.router = Router(config, self.stream_route, self.health)
@@ -99,7 +99,8 @@ class SSEApp:
 
     def health(self) -> dict[str, object]:
         """What ``GET /healthz`` answers with credentials: ``status`` and the hub's stats."""
-        return {"status": "stopping" if self.stopping else "ok", **self.hub.stats()}
+        status = "stopping" if self.stopping else self.hub.log.status()
+        return {"status": status, **self.hub.stats()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -135,6 +136,13 @@ class SSEApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._bind()
+                try:
+                    # A shared bus (Redis) connects here: served under a host without
+                    # lifespan events, the app uses the in-process bus only.
+                    await self.hub.open()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.stopping = True
@@ -145,6 +153,7 @@ class SSEApp:
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._maintenance
                     self._maintenance = None
+                await self.hub.close(self.config.shutdown_timeout)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

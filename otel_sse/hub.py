@@ -16,10 +16,11 @@ hub over HTTP, :class:`~otel_sse.asgi.SSEApp` serves one under any ASGI server.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -27,7 +28,15 @@ from otel_sse.bus.fanout import Fanout, SlowClientPolicy, Subscriber
 from otel_sse.bus.log import EventLog, MemoryEventLog
 from otel_sse.bus.open_spans import LOCAL, TRACKED, OpenSpans
 from otel_sse.errors import EventFormatError, ServerError
-from otel_sse.wire.encoder import check_field, dumps, encode_event, iso_ms_from_epoch, iso_ms_now
+from otel_sse.wire.encoder import check_field, data_text, encode_event, iso_ms_from_epoch
+
+try:  # parses the tracked events a shared log reads back
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads  # type: ignore[assignment]
+
+# A producer's keepalive goes to a shared log at most this often (seconds).
+TOUCH_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +70,6 @@ class _Broadcast(NamedTuple):
 _Pending = _Broadcast | _Direct
 
 
-def data_text(data: Any, max_bytes: int) -> str:
-    """An event's data as sent: a mapping as JSON (stamped when it has no timestamp)."""
-    if isinstance(data, str):
-        text = data
-    else:
-        if isinstance(data, Mapping) and "timestamp" not in data:
-            data = {**data, "timestamp": iso_ms_now()}
-        text = dumps(data)
-    # len(str) <= its UTF-8 size <= 4 * len(str): measure exactly only near the cap.
-    if len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes:
-        raise EventFormatError(
-            f"event data is {len(text.encode('utf-8'))} bytes, more than max_event_bytes "
-            f"({max_bytes})")
-    return text
-
-
 class EventHub:
     """An event log, its subscribers and the thread-safe ways to publish to them."""
 
@@ -103,6 +96,10 @@ class EventHub:
         self.direct = 0
         self.dropped = 0
         self.started_at: float | None = None
+        # A shared log (Redis): events reach the history, and the open-work state,
+        # when the log reads them back; the state is fed there on every replica.
+        self._shared = self.log.shared
+        self._touched: dict[str, float] = {}
 
     # -- the loop ------------------------------------------------------------
 
@@ -161,6 +158,11 @@ class EventHub:
         through the gateway; ``""``: this one): the open-work state sees it first, and
         what it causes (``trace:completed``) follows it."""
         check_field("event name", event_type)
+        if self._shared:
+            self.fanout.publish(event_type, data_text(data, self.limits.max_event_bytes),
+                                None, source)
+            self.published += 1
+            return self.fanout.recipients(event_type)
         self.spans.touch(source)
         follow = self.spans.observe(event_type, data, source) if event_type in TRACKED else ()
         self.fanout.publish(event_type, data_text(data, self.limits.max_event_bytes))
@@ -170,15 +172,78 @@ class EventHub:
             self.published += 1
         return self.fanout.recipients(event_type)
 
+    def touch(self, source: str) -> None:
+        """``source`` (a process sending through the gateway) sent something: its open
+        spans are not stale. On a shared log every replica is told (at most once a
+        second per source)."""
+        self.spans.touch(source)
+        if self._shared and source:
+            now = time.monotonic()
+            if now - self._touched.get(source, -TOUCH_INTERVAL) >= TOUCH_INTERVAL:
+                if len(self._touched) >= 4096:
+                    self._touched.clear()
+                self._touched[source] = now
+                self.log.touch(source)
+
     def tick(self, heartbeat_after: float, stale_after: float) -> None:
         """Periodic state events (on the loop): ``span:heartbeat`` for spans open longer
         than ``heartbeat_after`` s, ``span:stale`` for those of sources silent for
-        ``stale_after`` s."""
+        ``stale_after`` s. On a shared log every replica forgets stale spans, and the
+        leader alone publishes."""
+        leader = self.log.leader
         for event_type, data in self.spans.stale(stale_after):
-            self.publish_from(LOCAL, event_type, data)
+            if leader:
+                self.publish_from(LOCAL, event_type, data)
         beat = self.spans.heartbeat(heartbeat_after)
-        if beat is not None:
+        if beat is not None and leader:
             self.publish_from(LOCAL, *beat)
+
+    # -- what a shared log reads back (LogListener) --------------------------------------
+
+    def observed(self, event_type: str, data: bytes, source: str, live: bool) -> None:
+        """The open-work state sees each event in the stream's order, on every replica;
+        what it causes (``trace:completed``) is published by the leader alone."""
+        if source:
+            self.spans.touch(source)
+        if event_type not in TRACKED:
+            return
+        try:
+            parsed = _loads(data)
+        except ValueError:
+            return
+        if type(parsed) is not dict:
+            return
+        follow = self.spans.observe(event_type, parsed, source)
+        if follow and live and self.log.leader:
+            for follow_type, follow_data in follow:
+                self.fanout.publish(follow_type,
+                                    data_text(follow_data, self.limits.max_event_bytes))
+                self.published += 1
+
+    def touched(self, source: str) -> None:
+        """A producer's keepalive read from a shared log: its spans are not stale."""
+        self.spans.touch(source)
+
+    def appended(self, types: set[str]) -> None:
+        """Events a shared log read back entered the history: the fan-out writes them."""
+        self.fanout.arrived(types)
+
+    def lost(self, requested_id: str | None) -> None:
+        """Tell every subscriber that events may be missing here (``stream:gap``)."""
+        fanout = self.fanout
+        for sub in list(fanout.subscribers.values()):
+            fanout.send_direct(sub, fanout.gap_frame(requested_id, None))
+
+    # -- lifecycle of the log ----------------------------------------------------------
+
+    async def open(self) -> None:
+        """Start the log (a shared one connects and loads what it holds; a
+        :class:`~otel_sse.errors.ServerError` names it when it cannot)."""
+        await self.log.start(self)
+
+    async def close(self, grace: float) -> None:
+        """Stop the log, sending what it buffered within ``grace`` s."""
+        await self.log.stop(grace)
 
     def send_to_client(self, client_id: str, message: Mapping[str, Any]) -> bool:
         """Send one event to one client, if its filters take the event's type.
@@ -195,11 +260,15 @@ class EventHub:
             return self._direct_now(item)
         return self._enqueue(item)
 
-    def publish_batch(self, messages: Sequence[Any]) -> list[str]:
+    def publish_batch(self, messages: Sequence[Any]
+                      ) -> list[str] | Awaitable[list[str | None]]:
         """Validate every message, then publish them all, in order (on the hub's loop).
 
         All or none: a bad message raises :class:`~otel_sse.errors.EventFormatError`
-        naming its index, and nothing is published. Returns the ids given.
+        naming its index, and nothing is published. Returns the ids given; on a
+        shared log, an awaitable of them (each known once the store appended it,
+        None for one it could not learn), or a :class:`~otel_sse.errors.ServerError`
+        when its buffer cannot take them.
         """
         if not self.on_loop():
             raise ServerError("publish_batch runs on the hub's loop (it returns the ids given)")
@@ -209,9 +278,17 @@ class EventHub:
                 prepared.append(self._prepare(message))
             except EventFormatError as exc:
                 raise EventFormatError(f"event {index}: {exc}") from None
+        if self._shared:
+            appended = self.log.append_all(prepared)
+            if appended is None:
+                raise ServerError("the bus is unavailable and its buffer is full")
+            self.published += len(prepared)
+            return appended
         ids = []
         for event_type, data, retry in prepared:
-            ids.append(self.fanout.publish(event_type, data, retry).id)
+            event = self.fanout.publish(event_type, data, retry)
+            assert event is not None
+            ids.append(event.id)
             self.published += 1
         return ids
 
@@ -326,4 +403,5 @@ class EventHub:
             "runId": self.log.run_id,
             "uptime": (time.time() - self.started_at) if self.started_at else 0.0,
             "startedAt": iso_ms_from_epoch(self.started_at) if self.started_at else None,
+            **self.log.stats(),
         }

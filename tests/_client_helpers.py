@@ -234,3 +234,32 @@ async def hypercorn_server(
     finally:
         stop.set()
         await task
+
+
+class Recorder:
+    """Every event a client yields, and its lifecycle notifications."""
+
+    def __init__(self, client: SSEClient) -> None:
+        self.client = client
+        self.events: list[SSEEvent] = []
+        self.lifecycle: dict[str, list[SSEEvent]] = {}
+        for name in ("connected", "disconnected", "reconnecting", "error"):
+            client.on(name, self.lifecycle.setdefault(name, []).append)
+        self._task: asyncio.Task[None] | None = None
+
+    def of(self, event_type: str) -> list[SSEEvent]:
+        return [e for e in self.events if e.type == event_type]
+
+    async def __aenter__(self) -> Recorder:
+        async def consume() -> None:
+            async for event in self.client:
+                self.events.append(event)
+
+        self._task = asyncio.create_task(consume())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.disconnect()
+        assert self._task is not None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._task, 5)

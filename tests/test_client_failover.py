@@ -14,7 +14,7 @@ from otel_sse.client import ConnectionState, SSEClient, SSEEvent
 from otel_sse.client.failover import Rotation
 from otel_sse.errors import BadStatusError, ConfigError, ReconnectExhaustedError
 from otel_sse.server import SSEServer
-from tests._client_helpers import FAST, RawServer, Request, head, wait_for
+from tests._client_helpers import FAST, RawServer, Recorder, Request, head, wait_for
 from tests.conftest import free_port
 
 # ------------------------------------------------------------------ policy
@@ -159,35 +159,6 @@ async def server_on(port: int, log: MemoryEventLog | None = None) -> AsyncIterat
         yield server
     finally:
         await server.stop()
-
-
-class Recorder:
-    """Every event a client yields, and its lifecycle notifications."""
-
-    def __init__(self, client: SSEClient) -> None:
-        self.client = client
-        self.events: list[SSEEvent] = []
-        self.lifecycle: dict[str, list[SSEEvent]] = {}
-        for name in ("connected", "disconnected", "reconnecting", "error"):
-            client.on(name, self.lifecycle.setdefault(name, []).append)
-        self._task: asyncio.Task[None] | None = None
-
-    def of(self, event_type: str) -> list[SSEEvent]:
-        return [e for e in self.events if e.type == event_type]
-
-    async def __aenter__(self) -> Recorder:
-        async def consume() -> None:
-            async for event in self.client:
-                self.events.append(event)
-
-        self._task = asyncio.create_task(consume())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.client.disconnect()
-        assert self._task is not None
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._task, 5)
 
 
 async def test_failover_between_replicas_sharing_a_log_loses_and_doubles_nothing() -> None:

@@ -310,12 +310,13 @@ def _public_members(cls: type) -> Iterator[tuple[str, Any]]:
 def test_the_public_api_has_docstrings() -> None:
     from otel_sse import errors
     from otel_sse.asgi import SSEApp
+    from otel_sse.bus.publisher import RedisPublisher
     from otel_sse.hub import EventHub, HubLimits
     from otel_sse.telemetry import Telemetry, current, resolve
 
     classes: list[type] = [getattr(otel_sse, name) for name in otel_sse.__all__
                            if inspect.isclass(getattr(otel_sse, name))]
-    classes += [ServerConfig, SSEApp, EventHub, HubLimits, Telemetry]
+    classes += [ServerConfig, SSEApp, EventHub, HubLimits, Telemetry, RedisPublisher]
     classes += [value for value in vars(errors).values()
                 if inspect.isclass(value) and issubclass(value, errors.OtelSSEError)]
     # SSEEvent documents its read-only properties in the class docstring.

@@ -29,7 +29,6 @@ from enum import StrEnum
 from typing import Protocol
 
 from otel_sse.bus.history import StoredEvent
-from otel_sse.bus.ids import format_id
 from otel_sse.bus.log import EventLog
 from otel_sse.errors import ConfigError
 from otel_sse.wire.encoder import dumps, encode_event, iso_ms_from_epoch, iso_ms_now
@@ -182,12 +181,23 @@ class Fanout:
 
     # -- publishing ---------------------------------------------------------
 
-    def publish(self, event_type: str, data: str, retry: int | None = None) -> StoredEvent:
-        event = self.log.append(event_type, data, retry)
+    def publish(self, event_type: str, data: str, retry: int | None = None,
+                source: str = "") -> StoredEvent | None:
+        """Append to the log and write the event to subscribers (None: a shared log
+        took it, and :meth:`arrived` follows when it is read back)."""
+        event = self.log.append(event_type, data, retry, source)
+        if event is None:
+            return None
         self._dirty_types.add(event_type)
         if self._idle:
             self._schedule_round()
         return event
+
+    def arrived(self, types: set[str]) -> None:
+        """Events of ``types`` entered the history from a shared log: write them."""
+        self._dirty_types |= types
+        if self._idle:
+            self._schedule_round()
 
     def _schedule_round(self) -> None:
         # Publishes before the round runs share it: a burst leaves in one write
@@ -312,7 +322,7 @@ class Fanout:
     def next_direct_id(self, sub: Subscriber) -> str:
         """An id for a direct message: after the last published event, before the next."""
         sub.direct_seq += 1
-        return format_id(self.log.run_id, self.log.history.last_seq, sub.direct_seq)
+        return self.log.direct_id(self.log.history.last_seq, sub.direct_seq)
 
     def close(self, sub: Subscriber) -> None:
         """End the stream once what is due to it has been written."""
@@ -512,7 +522,7 @@ class Fanout:
 
     def _gap_frame(self, sub: Subscriber, cursor: int, missed: int | None) -> bytes:
         sub.missed += missed or 0
-        return self.gap_frame(format_id(self.log.run_id, cursor) if cursor else None, missed)
+        return self.gap_frame(self.log.id_of(cursor), missed)
 
     def gap_frame(self, requested_id: str | None, missed: int | None) -> bytes:
         """A ``stream:gap`` event: what was asked for, the oldest id still held, how many

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from otel_sse._version import __version__
 from otel_sse.cli.runner import run
-from otel_sse.cli.serve import add_server_arguments, serve, server_config
+from otel_sse.cli.serve import add_server_arguments, add_worker_arguments, serve, server_config
 from otel_sse.cli.tail import add_tail_arguments, tail
 from otel_sse.errors import OtelSSEError
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser(
         "serve", help="run the gateway: event stream, OTLP ingest, dashboard")
     add_server_arguments(serve_parser)
+    add_worker_arguments(serve_parser)
     demo = commands.add_parser(
         "demo", help="run the gateway and an agent team streaming to it from another process")
     add_server_arguments(demo, grpc_port=None)

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import otel_sse.env as envtypes
+from otel_sse.cli.banner import banner
 from otel_sse.cli.runner import stop_event, wait_until
+from otel_sse.env import Env
 from otel_sse.errors import ConfigError
 from otel_sse.server.config import ServerConfig
 
 DEFAULT_GRPC_PORT = 4319
+WORKERS_ENV = "OTEL_SSE_WORKERS"
 _DEFAULTS = {f.name: f.default for f in fields(ServerConfig)}
 
 
@@ -67,6 +70,12 @@ def add_server_arguments(parser: argparse.ArgumentParser,
     add("--no-compression", action="store_true", help="never compress streams")
     add("--max-clients", type=int, help=_help("stream subscribers at most", "max_clients"))
     add("--history-size", type=int, help=_help("events kept for replay", "history_size"))
+    add("--bus", metavar="URL",
+        help=_help("the event bus: memory, or redis://[user:password@]host:port/db "
+                   "(rediss:// for TLS) shared by several gateways", "bus", "memory"))
+    add("--stream-key", metavar="KEY",
+        help=_help("the Redis stream of this gateway's events (one per tenant)",
+                   "stream_key"))
     add("--duration", type=float, default=None,
         help="stop after this many seconds (default: until Ctrl-C)")
 
@@ -92,7 +101,8 @@ def server_config(args: argparse.Namespace, environ: Mapping[str, str] | None = 
     flags = {name: getattr(args, name, None) for name in (
         "host", "port", "grpc_port", "token", "token_file", "producer_token",
         "producer_token_file", "insecure_no_auth", "cors_origins", "allowed_hosts",
-        "jaeger_url", "http2", "cert_path", "key_path", "max_clients", "history_size")}
+        "jaeger_url", "http2", "cert_path", "key_path", "max_clients", "history_size",
+        "bus", "stream_key")}
     if args.no_compression:
         flags["compression"] = False
     if args.no_grpc:
@@ -100,18 +110,27 @@ def server_config(args: argparse.Namespace, environ: Mapping[str, str] | None = 
     return ServerConfig.build(file=file, environ=environ, **{**flags, **overrides})
 
 
-def banner(url: str, config: ServerConfig, grpc_port: int | None) -> str:
-    """Where to look: the stream, the dashboard, ingest, and how to tail it."""
-    token = " --token $OTEL_SSE_TOKEN" if config.token else ""
-    page = f"{url}/dashboard" + ("#token=<your token>" if config.token else "")
-    lines = [f"otel-sse serving {url}/events",
-             f"  dashboard:  {page}",
-             f"  tail:       {sys.executable} -m otel_sse tail {url}/events{token}",
-             f"  OTLP/HTTP:  {url}/v1/traces, /v1/logs, /v1/metrics"]
-    if grpc_port is not None:
-        lines.append(f"  OTLP/gRPC:  {url.rsplit(':', 1)[0]}:{grpc_port}")
-    lines.append(f"  traces:     {config.jaeger_url}")
-    return "\n".join(lines)
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``serve``'s own flags (a demo is one process)."""
+    parser.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help=f"serve from N processes sharing the port (SO_REUSEPORT); needs --bus redis://... "
+             f"(default: 1; env {WORKERS_ENV})")
+
+
+def worker_count(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    """``--workers``, else ``OTEL_SSE_WORKERS``, else 1."""
+    if args.workers is not None:
+        value: object = args.workers
+        where = "--workers"
+    else:
+        raw = Env(environ).get(WORKERS_ENV)
+        if raw is None:
+            return 1
+        value, where = envtypes.integer(raw, WORKERS_ENV), WORKERS_ENV
+    if type(value) is not int or value < 1:
+        raise ConfigError(f"{where} must be an int >= 1, got {value!r}")
+    return value
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -120,7 +139,13 @@ async def serve(args: argparse.Namespace) -> int:
     # gRPC's own logger would print a port conflict before our one-line error does.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     stop = stop_event()
-    server = SSEServer(config=server_config(args))
+    config = server_config(args)
+    workers = worker_count(args)
+    if workers > 1:
+        from otel_sse.cli.workers import run_workers
+
+        return await run_workers(config, workers, stop, args.duration)
+    server = SSEServer(config=config)
     await server.start()
     print(banner(server.url, server.config, server.grpc_port), flush=True)
     try:

@@ -84,7 +84,7 @@ class Ingest:
         rejected = done = 0
         for group in message.resource_spans:
             _, source = _resource_keys(group.resource)
-            spans.touch(source)
+            hub.touch(source)
             for scoped in group.scope_spans:
                 for span in scoped.spans:
                     if len(span.trace_id) != 16 or len(span.span_id) != 8:
@@ -108,7 +108,7 @@ class Ingest:
         done = 0
         for group in message.resource_logs:
             _, source = _resource_keys(group.resource)
-            hub.spans.touch(source)  # an empty group is a forwarder's keepalive
+            hub.touch(source)  # an empty group is a forwarder's keepalive
             for scoped in group.scope_logs:
                 for record in scoped.log_records:
                     for event_type, data in log_events(log_from_proto(record, group.resource,
@@ -124,7 +124,7 @@ class Ingest:
         hub = self.hub
         for group in message.resource_metrics:
             service, source = _resource_keys(group.resource)
-            hub.spans.touch(source)
+            hub.touch(source)
             for event_type, data in metric_events([group], service):
                 hub.publish_from(source, event_type, data)
             await asyncio.sleep(0)

@@ -59,12 +59,13 @@ class GrpcIngest:
         self.server: grpc.Server | None = None
         self.port: int | None = None
 
-    def start(self, host: str, port: int) -> int:
+    def start(self, host: str, port: int, reuse_port: bool = False) -> int:
+        """Listen on ``host:port`` (``reuse_port``: shared with other processes)."""
         server = grpc.server(
             ThreadPoolExecutor(max_workers=4, thread_name_prefix="otel-sse-grpc"),
             maximum_concurrent_rpcs=64,
             options=[("grpc.max_receive_message_length", self.max_message),
-                     ("grpc.so_reuseport", 0)])
+                     ("grpc.so_reuseport", int(reuse_port))])
         adders: list[tuple[Callable[[Any, grpc.Server], None], Signal]] = [
             (trace_service_pb2_grpc.add_TraceServiceServicer_to_server, "traces"),
             (logs_service_pb2_grpc.add_LogsServiceServicer_to_server, "logs"),

@@ -17,6 +17,14 @@ from typing import Any
 
 import otel_sse.env as envtypes
 from otel_sse.bus.fanout import SlowClientPolicy
+from otel_sse.bus.log import EventLog, MemoryEventLog
+from otel_sse.bus.redis_config import (
+    DEFAULT_STREAM_KEY,
+    RedisBusConfig,
+    check_stream_key,
+    is_memory_bus,
+    redact,
+)
 from otel_sse.env import Env
 from otel_sse.errors import ConfigError
 from otel_sse.hub import HubLimits
@@ -115,6 +123,18 @@ class ServerConfig:
     # empty DATA) a connection may send per second, with bursts of twice that (and
     # credit for the data it received); all connections together, twenty times that.
     h2_control_frame_rate: int = 200
+    # The event bus: None (or "memory") for the in-process log; redis://, rediss:// or
+    # unix:// for a Redis Streams log shared by several gateways (a password in the
+    # URL is a secret: never in a repr, an error or the stats).
+    bus: str | None = field(default=None, repr=False)
+    # The stream on that bus: one per tenant (gateways on one key share their events).
+    stream_key: str = DEFAULT_STREAM_KEY
+    # What publishing may buffer while the bus is unreachable; past it the newest are
+    # dropped and counted (busDropped).
+    bus_buffer_bytes: int = 16 * 1024 * 1024
+    # SO_REUSEPORT on the listening sockets: several processes serve one port
+    # (``otel-sse serve --workers N`` sets it).
+    reuse_port: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -163,6 +183,37 @@ class ServerConfig:
                 "--insecure-no-auth (insecure_no_auth=True) on a network you trust")
         if self.max_connections == 0:
             object.__setattr__(self, "max_connections", self.max_clients + 100)
+        check_stream_key(self.stream_key)
+        if type(self.bus_buffer_bytes) is not int or self.bus_buffer_bytes < 1024:
+            raise ConfigError(f"bus_buffer_bytes must be an int >= 1024, "
+                              f"got {self.bus_buffer_bytes!r}")
+        if self.bus is not None and not isinstance(self.bus, str):
+            raise ConfigError(f"bus must be 'memory' or a redis:// URL, got {self.bus!r}")
+        if not is_memory_bus(self.bus):
+            self.redis_bus()  # checks the URL
+
+    @property
+    def shared_bus(self) -> bool:
+        """Whether events go through a bus shared with other gateways (Redis)."""
+        return not is_memory_bus(self.bus)
+
+    def redis_bus(self) -> RedisBusConfig:
+        """The Redis bus's settings (``bus`` must be a Redis URL)."""
+        return RedisBusConfig(url=str(self.bus), stream_key=self.stream_key,
+                              max_len=self.history_size, buffer_bytes=self.bus_buffer_bytes)
+
+    def event_log(self) -> EventLog:
+        """A new event log for ``bus``: in-process, or on Redis (the ``redis`` package
+        is imported only then)."""
+        if not self.shared_bus:
+            return MemoryEventLog(self.history_size, self.history_bytes)
+        try:
+            from otel_sse.bus.redis_log import RedisEventLog
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ConfigError(f"bus {redact(str(self.bus))!r} needs the redis package: "
+                              f"pip install 'otel-sse[redis]' ({exc})") from None
+        return RedisEventLog(self.redis_bus(), self.history_size, self.history_bytes,
+                             backlog_bytes=max(1024, self.client_buffer_bytes // 2))
 
     @property
     def tls(self) -> bool:

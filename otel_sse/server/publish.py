@@ -10,9 +10,11 @@ the ids the events were given. ``curl`` can drive it::
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable
 
-from otel_sse.errors import EventFormatError
+from otel_sse.errors import EventFormatError, ServerError
 from otel_sse.hub import EventHub
 from otel_sse.server.bodies import BodyError, decoded_body, media_type
 from otel_sse.server.request import Request, Response, json_response, text_response
@@ -21,13 +23,15 @@ from otel_sse.server.request import Request, Response, json_response, text_respo
 class PublishRoute:
     """The route; bodies up to ``max_body`` bytes (``max_decompressed`` once decoded)."""
 
-    def __init__(self, hub: EventHub, max_body: int, max_decompressed: int) -> None:
+    def __init__(self, hub: EventHub, max_body: int, max_decompressed: int,
+                 wait: float = 10.0) -> None:
         self.hub = hub
+        self.wait = wait
         self.max_body = max_body
         self.max_decompressed = max_decompressed
         self.published = 0
 
-    def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Response | Awaitable[Response]:
         if media_type(request) != "application/json":
             return text_response(415, "send the events as application/json")
         try:
@@ -42,5 +46,20 @@ class PublishRoute:
             ids = self.hub.publish_batch(messages)
         except EventFormatError as exc:
             return text_response(400, str(exc))
-        self.published += len(ids)
-        return json_response(202, {"ids": ids})
+        except ServerError as exc:  # a shared bus that cannot take them now
+            return text_response(503, str(exc), [(b"retry-after", b"1")])
+        if isinstance(ids, list):
+            self.published += len(ids)
+            return json_response(202, {"ids": ids})
+        return self._appended(ids, len(messages))
+
+    async def _appended(self, ids: Awaitable[list[str | None]], count: int) -> Response:
+        """On a shared bus the ids are the store's: known once it appended the events.
+        While it is unreachable the events wait in order in the bus's buffer, and the
+        answer, after ``wait`` s, says so (``ids`` null)."""
+        self.published += count
+        try:
+            appended = await asyncio.wait_for(asyncio.shield(ids), self.wait)
+            return json_response(202, {"ids": appended})
+        except TimeoutError:
+            return json_response(202, {"ids": None, "queued": count})

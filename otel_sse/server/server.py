@@ -78,6 +78,8 @@ class SSEServer:
         self.config = config
         if hub is not None and event_log is not None:
             raise ConfigError("pass either hub= or event_log=, not both")
+        if hub is None and event_log is None:
+            event_log = config.event_log()
         self.hub = hub or EventHub(config.hub_limits(), event_log=event_log)
         self.clock = clock
         self.stream_route = StreamRoute(self.hub, config, accepting=lambda: not self.stopping)
@@ -98,7 +100,8 @@ class SSEServer:
             router.add(f"/v1/{signal}", ("POST",), Access.PRODUCE, OtlpHttpRoute(
                 self.ingest, signal, config.max_body_bytes, config.max_decompressed_bytes))
         router.add("/v1/events", ("POST",), Access.PRODUCE, PublishRoute(
-            self.hub, config.max_body_bytes, config.max_decompressed_bytes))
+            self.hub, config.max_body_bytes, config.max_decompressed_bytes,
+            config.request_timeout))
         if config.dashboard:
             page = DashboardRoute(config.jaeger_url)
             router.add("/dashboard", ("GET", "HEAD"), Access.PUBLIC, page)
@@ -178,7 +181,13 @@ class SSEServer:
         if self._listeners:
             raise ServerError("the server is already started")
         context = self._tls_context() if self.tls else None
-        sockets = self._bind()
+        # A shared log connects first: a bus that does not answer is an error now.
+        await self.hub.open()
+        try:
+            sockets = self._bind()
+        except ServerError:
+            await self.hub.close(0)
+            raise
         loop = asyncio.get_running_loop()
         self.stopping = False
         self.layer.accepting = True
@@ -192,7 +201,7 @@ class SSEServer:
         for listener in self._listeners:
             listener.start()
         if self.config.grpc_port is not None:
-            self._start_grpc(loop)
+            await self._start_grpc(loop)
         self._maintenance = asyncio.create_task(self._maintain(), name="otel-sse-maintenance")
 
     @property
@@ -200,7 +209,7 @@ class SSEServer:
         """The OTLP/gRPC port (None when off or not started)."""
         return self._grpc.port if self._grpc is not None else None
 
-    def _start_grpc(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _start_grpc(self, loop: asyncio.AbstractEventLoop) -> None:
         from otel_sse.ingest.grpc import GrpcIngest, server_credentials
 
         config = self.config
@@ -210,12 +219,13 @@ class SSEServer:
                           credentials)
         host = config.host or "0.0.0.0"
         try:
-            grpc.start(host, config.grpc_port or 0)
+            grpc.start(host, config.grpc_port or 0, config.reuse_port)
         except ServerError:
             for listener in self._listeners:
                 listener.close()
             self._listeners = []
             self.hub.unbind()
+            await self.hub.close(0)
             raise
         self._grpc = grpc
 
@@ -257,6 +267,9 @@ class SSEServer:
                 sock = socket.socket(family, type_, proto)
                 sockets.append(sock)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if config.reuse_port:
+                    # Worker processes share the port; the kernel spreads connections.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind((address[0], port, *address[2:]))
@@ -309,6 +322,7 @@ class SSEServer:
             self._maintenance = None
         self._listeners = []
         self.hub.unbind()
+        await self.hub.close(max(0.0, started + timeout - time.monotonic()))
 
     async def _maintain(self) -> None:
         interval = self.config.keep_alive_interval
@@ -336,6 +350,7 @@ class SSEServer:
         route = self.stream_route
         return {
             "running": self.running,
+            "pid": os.getpid(),
             **self.hub.stats(),
             "maxClients": self.config.max_clients,
             "totalConnections": route.opened,
@@ -351,4 +366,5 @@ class SSEServer:
 
     def health(self) -> dict[str, object]:
         """What ``GET /healthz`` answers with credentials: ``status`` and :meth:`get_stats`."""
-        return {"status": "ok" if self.running else "stopping", **self.get_stats()}
+        status = "stopping" if not self.running else self.hub.log.status()
+        return {"status": status, **self.get_stats()}

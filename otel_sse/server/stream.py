@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from otel_sse.bus.fanout import Fanout, Sink, Subscriber, control_frame
 from otel_sse.bus.ids import parse_id
+from otel_sse.bus.log import Located
 from otel_sse.errors import FilterError, InvalidEventId
 from otel_sse.hub import EventHub
 from otel_sse.server.compression import make_compressor, negotiate
@@ -79,7 +80,7 @@ class StreamRoute:
         self.rejected_full = 0
         self.rejected_bad_request = 0
 
-    def __call__(self, request: Request) -> Response | EventStream:
+    def __call__(self, request: Request) -> Response | EventStream | Awaitable[EventStream]:
         fanout = self.hub.fanout
         try:
             patterns: list[str] = []
@@ -117,13 +118,31 @@ class StreamRoute:
         if request.method == "HEAD":
             return Response(200, headers)
 
+        log = fanout.log
+        if resume is not None and log.shared:
+            # A shared log may have to wait for its reader or ask its store.
+            return self._located(request, requested, log.locate(resume), event_filter,
+                                 compress, headers)
+        resume_seq = log.resolve(resume) if requested else log.history.last_seq
+        return self._open(request, requested, Located(resume_seq), event_filter, compress,
+                          headers)
+
+    async def _located(self, request: Request, requested: str | None,
+                       locating: Awaitable[Located], event_filter: EventFilter,
+                       compress: Callable[[bytes], bytes] | None,
+                       headers: Headers) -> EventStream:
+        return self._open(request, requested, await locating, event_filter, compress, headers)
+
+    def _open(self, request: Request, requested: str | None, located: Located,
+              event_filter: EventFilter, compress: Callable[[bytes], bytes] | None,
+              headers: Headers) -> EventStream:
+        fanout = self.hub.fanout
         history = fanout.log.history
-        resume_seq = fanout.log.resolve(resume) if requested else history.last_seq
         client = request.client or ("?", 0)
         sub = Subscriber(
             client_id=f"client-{secrets.token_hex(6)}",
             event_filter=event_filter,
-            cursor=history.last_seq if resume_seq is None else resume_seq,
+            cursor=history.last_seq if located.cursor is None else located.cursor,
             info={"remote": f"{client[0]}:{client[1]}",
                   "protocol": f"HTTP/{request.http_version}",
                   "userAgent": request.header(b"user-agent") or ""},
@@ -137,14 +156,17 @@ class StreamRoute:
             "clientId": sub.client_id, "serverTime": now, "lastEventId": requested,
             "timestamp": now,
         })
-        gap = bool(requested) and resume_seq is None
+        gap = bool(requested) and (located.cursor is None or located.gap)
         if gap:
-            # Another run's id, or one past what this log holds: say so, then replay it all.
             greeting += fanout.gap_frame(requested, None)
+        if bool(requested) and located.cursor is None:
+            # Another run's id, or one past what this log holds: replay it all.
             sub.cursor = history.first_seq - 1
         if not requested or gap:
             # What is running now, for a client that does not resume from a known point.
             greeting += self._snapshot(event_filter)
+        # Events older than the history (a shared log's store still held them).
+        greeting += b"".join(located.backlog)
         # Queued before everything after its cursor, so it is written first.
         sub.direct.append((sub.cursor, greeting))
         sub.direct_bytes = len(greeting)

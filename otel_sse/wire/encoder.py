@@ -184,6 +184,22 @@ def encode_checked(event_id: str, event_type: str, data: str) -> bytes:
     return f"id: {event_id}\nevent: {event_type}\ndata: {data}\n\n".encode()
 
 
+def data_text(data: Any, max_bytes: int) -> str:
+    """An event's data as sent: a mapping as JSON (stamped when it has no timestamp)."""
+    if isinstance(data, str):
+        text = data
+    else:
+        if isinstance(data, Mapping) and "timestamp" not in data:
+            data = {**data, "timestamp": iso_ms_now()}
+        text = dumps(data)
+    # len(str) <= its UTF-8 size <= 4 * len(str): measure exactly only near the cap.
+    if len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes:
+        raise EventFormatError(
+            f"event data is {len(text.encode('utf-8'))} bytes, more than max_event_bytes "
+            f"({max_bytes})")
+    return text
+
+
 def encode_comment(text: str = "") -> bytes:
     """A comment line (ignored by clients), used for keep-alive."""
     lines = _LINE_BREAK.split(text) if text else [""]
