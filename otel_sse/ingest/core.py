@@ -80,7 +80,8 @@ class Ingest:
         return await self._metrics(message)
 
     async def _traces(self, message: Any) -> tuple[int, str]:
-        hub, spans = self.hub, self.hub.spans
+        spans = self.hub.spans
+        publish = self.hub.publish_from
         rejected = done = 0
         for group in message.resource_spans:
             _, source = _resource_keys(group.resource)
@@ -96,7 +97,7 @@ class Ingest:
                     with_start = record.end_time_ns is not None and \
                         not spans.is_open(f"{record.span_id:016x}")
                     for event_type, data in span_events(record, with_start=with_start):
-                        hub.publish_from(source, event_type, data)
+                        publish(source, event_type, data)
                     done += 1
                     if done % SLICE == 0:
                         await asyncio.sleep(0)
