@@ -270,6 +270,8 @@ class Tally:
     shed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     first_send_ns: int = 0
+    first_answer_ns: int = 0
+    first_answer_spans: int = 0
     last_answer_ns: int = 0
     lag_ms: list[float] = field(default_factory=list)
     answer_ms: list[float] = field(default_factory=list)
@@ -325,6 +327,9 @@ async def _drive(exporters: list[Exporter], batch: int, rate: float, duration: f
                 tally.spans_ok += batch - rejected
                 tally.rejected += rejected
                 tally.last_answer_ns = time.time_ns()
+                if not tally.first_answer_ns:
+                    tally.first_answer_ns = tally.last_answer_ns
+                    tally.first_answer_spans = batch - rejected
             elif status in ("429", "503", "UNAVAILABLE", "RESOURCE_EXHAUSTED"):
                 tally.shed += 1
             else:
@@ -365,6 +370,8 @@ async def run(transport: str, host: str, port: int, sender: int, connections: in
         result = {
             "batches": tally.batches, "spans_ok": tally.spans_ok, "rejected": tally.rejected,
             "shed": tally.shed, "errors": tally.errors, "first_send_ns": tally.first_send_ns,
+            "first_answer_ns": tally.first_answer_ns,
+            "first_answer_spans": tally.first_answer_spans,
             "last_answer_ns": tally.last_answer_ns,
             "lag_p50_ms": _percentile(tally.lag_ms, 0.5),
             "lag_p99_ms": _percentile(tally.lag_ms, 0.99),
