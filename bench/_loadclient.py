@@ -57,9 +57,10 @@ import socket
 import struct
 import sys
 import time
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any, Protocol, cast
 
-from _proc import install_uvloop, raise_nofile
+from _proc import commands, install_uvloop, raise_nofile
 
 SEQ = b'"seq":'
 T = b',"t":'
@@ -84,6 +85,18 @@ def _last_seq(buf: bytes) -> int:
         return int(buf[i + 6 : j]) if i >= 0 and j >= 0 else -1
     except ValueError:
         return -1
+
+
+class Stream(Protocol):
+    """What a connection feeds with one stream's body (and tells how it ended)."""
+
+    status: int
+    closed: bool
+    lost_conn: bool
+    sampled: bool
+    last_ns: int  # time.time_ns() of its last event
+
+    def body(self, data: bytes) -> None: ...
 
 
 class Counter:
@@ -142,9 +155,9 @@ class Counter:
 
 
 class Conn(asyncio.Protocol):
-    """One HTTP/1.1 SSE client: de-chunk, and hand the body to its :class:`Counter`."""
+    """One HTTP/1.1 SSE client: de-chunk, and hand the body to its :class:`Stream`."""
 
-    def __init__(self, request: bytes, counter: Counter) -> None:
+    def __init__(self, request: bytes, counter: Stream) -> None:
         self.request = request
         self.counter = counter
         self.loop = asyncio.get_running_loop()
@@ -272,7 +285,7 @@ class H2Conn(asyncio.Protocol):
     traffic is needed for the ~2 GiB a run sends per connection at most.
     """
 
-    def __init__(self, host: str, port: int, path: str, counters: list[Counter]) -> None:
+    def __init__(self, host: str, port: int, path: str, counters: Sequence[Stream]) -> None:
         import hpack
 
         self.counters = {1 + 2 * i: c for i, c in enumerate(counters)}
@@ -378,6 +391,21 @@ def window(latencies: list[int], connected: list[Counter]) -> dict[str, Any]:
     }
 
 
+def timing(latencies: list[int], timed: Sequence[Stream], connected: Sequence[Stream]
+           ) -> dict[str, Any]:
+    """The latency percentiles of sorted ``latencies`` (ns, given in ms) and when the
+    last event arrived, on the ``timed`` streams (they read every event at once) and
+    on any stream."""
+    return {
+        "samples": len(latencies),
+        "p50_ms": _percentile(latencies, 0.50),
+        "p99_ms": _percentile(latencies, 0.99),
+        "max_ms": latencies[-1] / 1e6 if latencies else float("nan"),
+        "last_receive_ns": max((c.last_ns for c in timed), default=0),
+        "last_receive_any_ns": max((c.last_ns for c in connected), default=0),
+    }
+
+
 def _percentile(sorted_values: list[int], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -453,12 +481,7 @@ async def run(
     print(f"[client] connect statuses: {statuses}", file=sys.stderr)
     print(f"connected {len(connected)} {n - len(connected)} {loop.time() - t0:.3f}", flush=True)
 
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while True:
-        line = (await reader.readline()).decode().split()
-        if not line or line[0] == "quit":
-            break
+    async for line in commands():
         if line[0] == "window":
             print("window " + json.dumps(window(latencies, connected)), flush=True)
             continue
@@ -489,12 +512,7 @@ async def run(
             "last_seq_not_final": sum(c.last_seq() != published - 1 for c in connected),
             "sampled_clients": len(sampled),
             "seq_errors": sum(c.seq_errors for c in sampled),
-            "samples": len(latencies),
-            "p50_ms": _percentile(latencies, 0.50),
-            "p99_ms": _percentile(latencies, 0.99),
-            "max_ms": latencies[-1] / 1e6 if latencies else float("nan"),
-            "last_receive_ns": max((c.last_ns for c in timed), default=0),
-            "last_receive_any_ns": max((c.last_ns for c in connected), default=0),
+            **timing(latencies, timed, connected),
             "lowat": lowat if sampled else 1,
             "h2_streams": h2_streams,
         }

@@ -1,20 +1,45 @@
-"""Process helpers for the fan-out benchmark: limits, /proc accounting, child control.
+"""Process helpers for the benchmarks: limits, ports, /proc accounting, child control.
 
 Linux only (reads ``/proc``); the benchmark is meant for the project's CI machines.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import resource
 import select
 import signal
+import socket
 import subprocess
+import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def commands() -> AsyncIterator[list[str]]:
+    """The lines a :class:`Child` is sent on stdin, split into words, until ``quit``
+    or the end of stdin (the driver is gone)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        words = (await reader.readline()).decode().split()
+        if not words or words[0] == "quit":
+            return
+        yield words
 
 
 def raise_nofile() -> int:
@@ -63,6 +88,16 @@ def machine_busy_seconds() -> float:
         fields = f.readline().split()
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
     return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine since boot, every CPU, from /proc/stat
+    (busy: all but idle and iowait); differences over a run give how busy it was."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total = sum(fields[:8])  # guest time is already in user
+    return (total - idle) / _TICKS, total / _TICKS
 
 
 def _status_mb(pid: int, field: str) -> float:

@@ -128,14 +128,14 @@ from _peers import (  # noqa: E402
 from _proc import (  # noqa: E402
     Child,
     cpu_seconds,
+    free_port,
     install_uvloop,
     machine_busy_seconds,
     peak_rss_mb,
     raise_nofile,
     rss_mb,
 )
-from _results import RESULTS, machine, write_section  # noqa: E402
-from fanout import fmt, free_port  # noqa: E402
+from _results import RESULTS, fmt, machine, write_section  # noqa: E402
 
 SECTION = "## Abuse"
 BULK = "bulk"

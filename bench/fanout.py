@@ -44,8 +44,6 @@ import argparse
 import json
 import shlex
 import signal
-import socket
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -58,8 +56,8 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from _peers import EXTRA_KINDS, KINDS  # noqa: E402
-from _proc import Child, cpu_seconds, cpu_times, peak_rss_mb  # noqa: E402
-from _results import RESULTS, machine, write_section  # noqa: E402
+from _proc import Child, cpu_seconds, cpu_times, free_port, peak_rss_mb  # noqa: E402
+from _results import RESULTS, fmt, median_into, report  # noqa: E402
 
 SECTION = "## Fan-out"
 
@@ -88,13 +86,6 @@ class Cell:
 
 
 # --------------------------------------------------------------------------- one cell
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def run_cell(kind: str, n: int, rate: float, h2_streams: int, args: argparse.Namespace) -> Cell:
@@ -167,22 +158,13 @@ def run_cell(kind: str, n: int, rate: float, h2_streams: int, args: argparse.Nam
 def median_cell(cells: list[Cell]) -> Cell:
     if len(cells) == 1:
         return cells[0]
-    good = [c for c in cells if not c.error] or cells
-    out = Cell(good[0].kind, good[0].clients, good[0].rate, good[0].h2_streams)
-    for name in ("connected", "deliveries_s", "p50_ms", "p99_ms", "lost", "cpu_s", "cpu_us",
-                 "rss_mb", "publish_s"):
-        value = statistics.median(getattr(c, name) for c in good)
-        setattr(out, name, type(getattr(good[0], name))(value))
-    out.error = "; ".join(c.error for c in cells if c.error)
-    out.detail = {"repeats": [c.detail for c in cells]}
+    out = Cell(cells[0].kind, cells[0].clients, cells[0].rate, cells[0].h2_streams)
+    median_into(out, cells, ("connected", "deliveries_s", "p50_ms", "p99_ms", "lost", "cpu_s",
+                             "cpu_us", "rss_mb", "publish_s"))
     return out
 
 
 # --------------------------------------------------------------------------- report
-
-
-def fmt(value: float, digits: int = 1) -> str:
-    return "n/a" if value != value else f"{value:,.{digits}f}"
 
 
 def protocol(cell: Cell) -> str:
@@ -362,34 +344,15 @@ def main(argv: list[str] | None = None) -> int:
                       + (f"  [{cell.error}]" if cell.error else ""), flush=True)
                 runs.append(cell)
             cells.append(median_cell(runs))
-    out = table(cells)
-    checks = targets(cells)
-    print()
-    print(out)
-    if checks:
-        print()
-        print("\n".join(checks))
-    if args.json:
-        args.json.write_text(json.dumps([c.__dict__ for c in cells], indent=2, default=str))
-    if args.write:
-        section = [
-            SECTION,
-            "",
-            f"{started:%Y-%m-%d %H:%M} UTC; {machine()}.",
-            f"Command: `{command}` ({args.repeat} run(s) per cell"
-            + (", medians" if args.repeat > 1 else "") + ").",
-            f"{args.duration:g} s of publishing, 200-byte payloads, publisher tick "
-            f"{args.tick * 1000:g} ms, drain {args.drain:g} s; each server alone in its own "
-            "process on uvloop with backlog 2,048; the load client in another process "
-            "(HTTP/1.1, or h2c with frames parsed by hand). "
-            "Definitions in the docstring of `bench/fanout.py`.",
-            "",
-            out,
-        ]
-        if checks:
-            section += ["", "Targets (otel-sse):", "", *checks]
-        write_section(SECTION, "\n".join(section))
-        print(f"\nwrote '{SECTION}' in {RESULTS}")
+    report(SECTION, table(cells), targets(cells), started=started, command=command,
+           repeat=args.repeat, setup=(
+               f"{args.duration:g} s of publishing, 200-byte payloads, publisher tick "
+               f"{args.tick * 1000:g} ms, drain {args.drain:g} s; each server alone in its own "
+               "process on uvloop with backlog 2,048; the load client in another process "
+               "(HTTP/1.1, or h2c with frames parsed by hand). "
+               "Definitions in the docstring of `bench/fanout.py`."),
+           checks_heading="Targets (otel-sse):", measurements=cells, json_path=args.json,
+           write=args.write)
     return 0 if all(not c.error for c in cells) else 1
 
 

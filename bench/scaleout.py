@@ -52,8 +52,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _proc import Child, cpu_seconds, install_uvloop, raise_nofile  # noqa: E402
-from _results import RESULTS, machine, write_section  # noqa: E402
+from _proc import Child, cpu_seconds, free_port, install_uvloop, raise_nofile  # noqa: E402
+from _results import RESULTS, fmt, machine, write_section  # noqa: E402
 
 SECTION = "## Scale-out"
 DEPLOYMENTS = ("memory", "redis-1", "redis-3", "workers-2")
@@ -85,13 +85,6 @@ class Result:
     def per_core(self) -> float:
         """Deliveries per gateway CPU-second."""
         return 1e6 / self.cpu_us if self.cpu_us == self.cpu_us and self.cpu_us > 0 else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # --------------------------------------------------------------------------- child modes
@@ -421,10 +414,6 @@ def run_throughput(args: argparse.Namespace) -> Throughput:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def fmt(value: float, digits: int = 1) -> str:
-    return "n/a" if value != value else f"{value:,.{digits}f}"
 
 
 def table(results: list[Result]) -> str:

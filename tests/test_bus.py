@@ -116,3 +116,37 @@ def test_collect_filters_by_type_and_orders_direct_messages_by_sequence() -> Non
                        ("task:progress", "5", "r-5")]
     assert sub.cursor == 6 and sub.events_sent == 2
     assert fanout.collect(sub) == b""
+
+
+def test_subscribers_at_one_place_with_one_filter_share_the_bytes_they_are_due() -> None:
+    log = MemoryEventLog(history_size=100, run_id="r")
+    fanout = Fanout(log, max_lag=100, policy=SlowClientPolicy.DISCONNECT)
+    everything = [_reader(fanout, []) for _ in range(2)]
+    tasks = [_reader(fanout, ["task:*"]) for _ in range(2)]
+    for i in range(1, 7):
+        log.append("task:progress" if i % 2 else "span:ended", str(i))
+    first, second = (fanout.collect(sub) for sub in everything)
+    assert first is second  # one join for both, not a copy each
+    assert [e[1] for e in _decode(first)] == ["1", "2", "3", "4", "5", "6"]
+    mine, theirs = (fanout.collect(sub) for sub in tasks)
+    assert mine is theirs
+    assert [(e[0], e[1]) for e in _decode(mine)] == [("task:progress", "1"),
+                                                     ("task:progress", "3"),
+                                                     ("task:progress", "5")]
+    assert all(sub.cursor == 6 for sub in everything + tasks)
+    assert [sub.events_sent for sub in everything + tasks] == [6, 6, 3, 3]
+
+
+def test_a_shared_run_larger_than_the_room_is_cut_as_before() -> None:
+    log = MemoryEventLog(history_size=100, run_id="r")
+    fanout = Fanout(log, max_lag=100, policy=SlowClientPolicy.DISCONNECT)
+    roomy = _reader(fanout, ["task:*"])
+    for i in range(1, 5):
+        log.append("task:progress", "x" * 20 + str(i))
+    whole = fanout.collect(roomy)
+    tight = _reader(fanout, ["task:*"])
+    cut = fanout.collect(tight, limit=len(whole) // 2)
+    assert 0 < len(cut) <= len(whole) // 2 and whole.startswith(cut)
+    assert tight.cursor == tight.events_sent == len(_decode(cut))
+    rest = fanout.collect(tight)  # from where it stopped: its own run
+    assert cut + rest == whole and tight.cursor == 4

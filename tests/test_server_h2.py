@@ -30,6 +30,10 @@ class _Conn:
     def write(self, data: Any) -> None:
         self.written += data
 
+    def writelines(self, parts: Any) -> None:
+        for part in parts:
+            self.written += part
+
     def buffered(self) -> int:
         return 0
 

@@ -65,19 +65,22 @@ class History:
         return self._total - self._first_start
 
     def append(self, event: StoredEvent) -> None:
-        if event.seq != self.last_seq + 1:
-            raise EventFormatError(f"history expects seq {self.last_seq + 1}, got {event.seq}")
-        if len(self) == self.capacity:
+        seq, event_id, event_type, frame = event
+        if seq != self.last_seq + 1:
+            raise EventFormatError(f"history expects seq {self.last_seq + 1}, got {seq}")
+        capacity = self.capacity
+        if seq - self.first_seq == capacity:  # full: len(self) is seq - first_seq
             self._evict()
-        index = event.seq % self.capacity
-        self._ids[index] = event.id
-        self._types[index] = event.type
-        self._frames[index] = event.frame
-        self._total += len(event.frame)
-        self._ends[index] = self._total
-        self.last_seq = event.seq
-        while self.nbytes > self.max_bytes and len(self) > 1:
-            self._evict()
+        index = seq % capacity
+        self._ids[index] = event_id
+        self._types[index] = event_type
+        self._frames[index] = frame
+        total = self._total = self._total + len(frame)
+        self._ends[index] = total
+        self.last_seq = seq
+        if total - self._first_start > self.max_bytes:  # over the byte cap: the rare case
+            while self.nbytes > self.max_bytes and len(self) > 1:
+                self._evict()
 
     def _evict(self) -> None:
         index = self.first_seq % self.capacity

@@ -41,6 +41,10 @@ def _seeds(span: SpanRecord, seeds: list[Seed], time_ns: int, ids: Ids,
     return out
 
 
+def _ids(span: SpanRecord) -> Ids:
+    return hex_trace(span.trace_id), hex_span(span.span_id), hex_span(span.parent_span_id)
+
+
 def span_started_events(span: SpanRecord, *, words: dict[str, Any] | None = None
                         ) -> list[Event]:
     """``task:created`` / ``agent:started`` / ``llm:request:started`` ... and ``span:started``.
@@ -48,13 +52,17 @@ def span_started_events(span: SpanRecord, *, words: dict[str, Any] | None = None
     ``words``: the attributes the span was given right after it started, when its
     start named no vocabulary (what its start stands for is read from them;
     ``span:started`` shows the attributes it started with)."""
-    ids = hex_trace(span.trace_id), hex_span(span.span_id), hex_span(span.parent_span_id)
+    return _started(span, _ids(span), iso_us(span.start_time_ns), words)
+
+
+def _started(span: SpanRecord, ids: Ids, start_us: str | None,
+             words: dict[str, Any] | None = None) -> list[Event]:
     start = span.start_time_ns
     attributes = span.attributes
     generic: Event = ("span:started", {
         "traceId": ids[0], "spanId": ids[1], "parentSpanId": ids[2], "name": span.name,
         "kind": span.kind, "serviceName": span.service_name, "attributes": attributes,
-        "startTime": iso_us(start), "timestamp": iso_ms_ns(start),
+        "startTime": start_us, "timestamp": iso_ms_ns(start),
     })
     if words is not None:
         named = replace(span, attributes=words)
@@ -72,14 +80,18 @@ def span_ended_events(span: SpanRecord, *, late_start: bool = False) -> list[Eve
     vocabulary's attributes only after it started), so the events its start
     stands for come first, rebuilt from the attributes it ended with and dated
     at its start."""
-    ids = hex_trace(span.trace_id), hex_span(span.span_id), hex_span(span.parent_span_id)
+    return _ended(span, _ids(span), iso_us(span.start_time_ns), late_start)
+
+
+def _ended(span: SpanRecord, ids: Ids, start_us: str | None, late_start: bool = False
+           ) -> list[Event]:
     start = span.start_time_ns
     end = span.end_time_ns or start
     attributes = span.attributes
     data: dict[str, Any] = {
         "traceId": ids[0], "spanId": ids[1], "parentSpanId": ids[2], "name": span.name,
         "kind": span.kind, "serviceName": span.service_name, "attributes": attributes,
-        "startTime": iso_us(start), "timestamp": iso_ms_ns(end), "endTime": iso_us(end),
+        "startTime": start_us, "timestamp": iso_ms_ns(end), "endTime": iso_us(end),
         "durationMs": round((end - start) / 1e6, 3), "status": span.status,
     }
     if span.status_message:
@@ -105,8 +117,9 @@ def span_events(span: SpanRecord, *, with_start: bool = False) -> list[Event]:
     saw it start)."""
     if span.end_time_ns is None:
         return span_started_events(span)
-    if with_start:
-        return span_started_events(span) + span_ended_events(span)
+    if with_start:  # both halves from one set of ids and start time
+        ids, start_us = _ids(span), iso_us(span.start_time_ns)
+        return _started(span, ids, start_us) + _ended(span, ids, start_us)
     return span_ended_events(span)
 
 

@@ -36,6 +36,8 @@ _STATUS = {0: "unset", 1: "ok", 2: "error"}
 _KIND_VALUES = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
 _STATUS_VALUES = {"unset": 0, "ok": 1, "error": 2}
 _INT64 = range(-(2**63), 2**63)
+# AnyValue fields that are the Python value as they are (most attribute values).
+_PLAIN = frozenset({"string_value", "int_value", "bool_value", "double_value"})
 
 
 def any_value(value: AnyValue) -> Any:
@@ -54,14 +56,22 @@ def any_value(value: AnyValue) -> Any:
 
 def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     """Repeated ``KeyValue`` as a dict."""
-    return {pair.key: any_value(pair.value) for pair in pairs}
+    # any_value inlined for the plain values: this runs for every attribute of
+    # every span a gateway receives.
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        value = pair.value
+        which = value.WhichOneof("value")
+        out[pair.key] = getattr(value, which) if which in _PLAIN else any_value(value)
+    return out
 
 
 def _int_id(raw: bytes) -> int:
     return int.from_bytes(raw, "big") if raw else 0
 
 
-def _service(resource: Resource | None) -> str:
+def service_name(resource: Resource | None) -> str:
+    """The ``service.name`` of a resource (``unknown_service`` without one)."""
     if resource is not None:
         for pair in resource.attributes:
             if pair.key == "service.name":
@@ -70,24 +80,28 @@ def _service(resource: Resource | None) -> str:
 
 
 def span_from_proto(span: Span, resource: Resource | None = None,
-                    scope: InstrumentationScope | None = None) -> SpanRecord:
+                    scope: InstrumentationScope | None = None, *,
+                    service: str | None = None) -> SpanRecord:
     """One OTLP ``Span`` (with the ``Resource`` of its ``ResourceSpans``) as a record.
     ``scope`` is accepted for symmetry with the SDK path; the conversion does not
-    depend on which instrumentation made the span."""
+    depend on which instrumentation made the span. ``service``: the resource's
+    :func:`service_name`, when the caller has it already (one per resource, not
+    one per span)."""
     parent = _int_id(span.parent_span_id)
     end = span.end_time_unix_nano
+    status = span.status
     return SpanRecord(
         trace_id=_int_id(span.trace_id),
         span_id=_int_id(span.span_id),
         parent_span_id=parent or None,
         name=span.name,
         kind=_KINDS.get(int(span.kind), "internal"),
-        service_name=_service(resource),
+        service_name=service_name(resource) if service is None else service,
         attributes=attributes_of(span.attributes),
         start_time_ns=span.start_time_unix_nano,
         end_time_ns=end or None,
-        status=_STATUS.get(int(span.status.code), "unset"),
-        status_message=span.status.message or None,
+        status=_STATUS.get(int(status.code), "unset"),
+        status_message=status.message or None,
         events=[{"name": event.name, "time_ns": event.time_unix_nano,
                  "attributes": attributes_of(event.attributes)} for event in span.events],
     )
@@ -101,7 +115,7 @@ def log_from_proto(record: LogRecord, resource: Resource | None = None,
         trace_id=_int_id(record.trace_id) or None,
         span_id=_int_id(record.span_id) or None,
         parent_span_id=None,
-        service_name=_service(resource),
+        service_name=service_name(resource),
         severity_text=record.severity_text or None,
         severity_number=int(record.severity_number) or None,
         event_name=record.event_name or None,
@@ -115,9 +129,10 @@ def spans_from_proto(resource_spans: Iterable[ResourceSpans]) -> Iterator[SpanRe
     """Every span of ``ExportTraceServiceRequest.resource_spans`` (or ``TracesData``)."""
     for group in resource_spans:
         resource = group.resource
+        service = service_name(resource)
         for scoped in group.scope_spans:
             for span in scoped.spans:
-                yield span_from_proto(span, resource, scoped.scope)
+                yield span_from_proto(span, resource, scoped.scope, service=service)
 
 
 def logs_from_proto(resource_logs: Iterable[ResourceLogs]) -> Iterator[LogRecordData]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from otel_sse.bus.open_spans import LOCAL
 from otel_sse.convert import log_events, log_from_proto, span_events, span_from_proto
-from otel_sse.convert.otlp import any_value
+from otel_sse.convert.otlp import any_value, service_name
 from otel_sse.counters import Counters
 from otel_sse.hub import EventHub
 from otel_sse.ingest.decode import Request, Signal
@@ -81,20 +81,23 @@ class Ingest:
 
     async def _traces(self, message: Any) -> tuple[int, str]:
         hub, spans = self.hub, self.hub.spans
+        publish = hub.publish_from
         rejected = done = 0
         for group in message.resource_spans:
             _, source = _resource_keys(group.resource)
+            service = service_name(group.resource)
             hub.touch(source)
             for scoped in group.scope_spans:
                 for span in scoped.spans:
                     if len(span.trace_id) != 16 or len(span.span_id) != 8:
                         rejected += 1
                         continue
-                    record = span_from_proto(span, group.resource, scoped.scope)
+                    record = span_from_proto(span, group.resource, scoped.scope,
+                                             service=service)
                     with_start = record.end_time_ns is not None and \
                         not spans.is_open(f"{record.span_id:016x}")
                     for event_type, data in span_events(record, with_start=with_start):
-                        hub.publish_from(source, event_type, data)
+                        publish(source, event_type, data)
                     done += 1
                     if done % SLICE == 0:
                         await asyncio.sleep(0)

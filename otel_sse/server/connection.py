@@ -26,6 +26,7 @@ import logging
 import socket
 import ssl
 import struct
+from collections.abc import Iterable
 from typing import cast
 
 from otel_sse.server.h1 import H1Handler
@@ -137,6 +138,12 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
+
+    def writelines(self, parts: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write ``parts`` one after the other (one system call where the loop can)."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.writelines(parts)
 
     def buffered(self) -> int:
         transport = self.transport

@@ -9,7 +9,7 @@ see one small surface and never the socket.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,6 +116,8 @@ class Conn(Protocol):
     def scheme(self) -> str: ...
 
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def writelines(self, parts: Iterable[bytes | bytearray | memoryview]) -> None: ...
 
     def buffered(self) -> int: ...
 
