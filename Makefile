@@ -53,7 +53,7 @@ pytest: $(STAMP) system-deps
 test: lint typecheck pytest
 
 # Each benchmark measures the peers in the same run and rewrites its section of
-# bench/RESULTS.md (about 45 minutes in all; run it on a quiet machine).
+# bench/RESULTS.md (about 70 minutes in all; run it on a quiet machine).
 bench: $(STAMP) system-deps
 	$(PY) bench/fanout.py --repeat 3 --write
 	$(PY) bench/client.py --events 200000 --repeat 5 --write
@@ -61,6 +61,7 @@ bench: $(STAMP) system-deps
 	$(PY) bench/dashboard.py --write
 	$(PY) bench/scaleout.py --write
 	$(PY) bench/ingest.py --repeat 3 --write
+	$(PY) bench/abuse.py --repeat 3 --write
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

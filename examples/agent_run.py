@@ -1,17 +1,24 @@
-"""Two agents doing tasks with LLM requests, streamed live and exported over OTLP.
+"""Two agents doing tasks with LLM requests, streamed live and exported over OTLP:
+the emitters and an SSE server in the application's own process.
 
     python examples/agent_run.py                       # live stream only
     OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 python examples/agent_run.py
 
-Watch it with the printed curl command; with Jaeger running (OTLP on 4317, UI on
-16686) open the printed trace URL.
+Watch it with the printed curl command or ``python examples/subscribe.py URL``; with
+Jaeger running (OTLP on 4317, UI on 16686) open the printed trace URLs. Bob's second
+task fails, so that a failure is there to see.
+
+Options: ``--port`` (default ``$PORT`` or 3000; 0 picks a free one), ``--wait``
+(seconds to wait for a subscriber before starting; it starts at once when one
+connects), ``--token-delay`` (seconds per token).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
-import random
+import time
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
@@ -20,7 +27,7 @@ from otel_sse import AgentStream, LLMStream, LogLevel, SSEServer, TaskStream
 
 
 async def agent_work(agent_id: str, name: str, agents: AgentStream, tasks: TaskStream,
-                     llm: LLMStream) -> None:
+                     llm: LLMStream, token_delay: float) -> None:
     agents.emit_agent_spawned(agent_id, name=name, type="coder")
     for n in range(3):
         task_id = f"{agent_id}-task-{n}"
@@ -39,7 +46,7 @@ async def agent_work(agent_id: str, name: str, agents: AgentStream, tasks: TaskS
                            finish_reason="stop" if i == len(words) - 1 else None)
             tasks.emit_progress(task_id, percentage=round(100 * (i + 1) / len(words)),
                                 current_step="generating")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(token_delay)
         llm.emit_tool_call(request_id, tool_call_id=f"call-{n}", tool_name="write_file",
                            arguments='{"path": "main.py"}', is_complete=True)
         llm.emit_tool_result(request_id, tool_call_id=f"call-{n}", tool_name="write_file",
@@ -48,7 +55,7 @@ async def agent_work(agent_id: str, name: str, agents: AgentStream, tasks: TaskS
                                    usage={"prompt_tokens": 40, "completion_tokens": len(words),
                                           "total_tokens": 40 + len(words)}, duration=500)
         agents.emit_log(agent_id, LogLevel.INFO, f"finished {task_id}")
-        if random.random() < 0.2:
+        if name == "bob" and n == 1:
             tasks.emit_task_failed(task_id, "tests failed")
         else:
             tasks.emit_task_completed(task_id, result={"files": 1})
@@ -68,23 +75,38 @@ class TraceIds(SpanProcessor):
                 self.ids.append(trace_id)
 
 
-async def main() -> None:
-    server = SSEServer(port=int(os.environ.get("PORT", "3000")), host="127.0.0.1")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--wait", type=float, default=5.0)
+    parser.add_argument("--token-delay", type=float, default=0.05)
+    return parser.parse_args(argv)
+
+
+async def wait_for_subscriber(server: SSEServer, seconds: float) -> None:
+    # The server announces no connections, so look for one now and then.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not server.get_clients():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
+async def main(args: argparse.Namespace) -> None:
+    server = SSEServer(port=args.port, host="127.0.0.1")
     await server.start()
     telemetry = otel_sse.configure(service_name="otel-sse-example", server=server)
     traces = TraceIds()
     telemetry.tracer_provider.add_span_processor(traces)
-    print(f"watch:  curl -N '{server.url}/events?filters=task:*,agent:*,llm:*'")
+    print(f"watch:  curl -N '{server.url}/events?filters=task:*,agent:*,llm:*'", flush=True)
     agents, tasks, llm = AgentStream(server), TaskStream(server), LLMStream(server)
-    await asyncio.sleep(2)  # time to start curl
-    await asyncio.gather(agent_work("agent-1", "alice", agents, tasks, llm),
-                         agent_work("agent-2", "bob", agents, tasks, llm))
+    await wait_for_subscriber(server, args.wait)
+    await asyncio.gather(agent_work("agent-1", "alice", agents, tasks, llm, args.token_delay),
+                         agent_work("agent-2", "bob", agents, tasks, llm, args.token_delay))
     await asyncio.to_thread(telemetry.force_flush)
     for trace_id in traces.ids:
-        print(f"trace:  http://localhost:16686/trace/{trace_id}")
+        print(f"trace:  http://localhost:16686/trace/{trace_id}", flush=True)
     await telemetry.ashutdown()
     await server.stop()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(parse_args()))

@@ -9,8 +9,8 @@ import asyncio
 import gzip
 import io
 import json
+import os
 import sys
-import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,47 +27,9 @@ from tests.h2_helpers import H2Client
 TOKEN = "e2e-subscriber-token"
 PRODUCER = "e2e-producer-token"
 
-PLAIN_APP = textwrap.dedent('''
-    """A plain OpenTelemetry application: the stock SDK and OTLP exporters only."""
-    import json, sys
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.trace import SpanKind
-
-    transport, endpoint, token = sys.argv[1], sys.argv[2], sys.argv[3]
-    headers = {"authorization": f"Bearer {token}"}
-    if transport == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-        spans = OTLPSpanExporter(endpoint=endpoint, insecure=True, headers=headers)
-        logs = OTLPLogExporter(endpoint=endpoint, insecure=True, headers=headers)
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-        spans = OTLPSpanExporter(endpoint=endpoint + "/v1/traces", headers=headers)
-        logs = OTLPLogExporter(endpoint=endpoint + "/v1/logs", headers=headers)
-    resource = Resource.create({"service.name": "plain-" + transport})
-    tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(spans))
-    logger_provider = LoggerProvider(resource=resource)
-    logger_provider.add_log_record_processor(BatchLogRecordProcessor(logs))
-    tracer = tracer_provider.get_tracer("plain")
-    with tracer.start_as_current_span("answer question", kind=SpanKind.SERVER) as root:
-        with tracer.start_as_current_span("chat gpt-4o", kind=SpanKind.CLIENT) as chat:
-            chat.set_attributes({"gen_ai.operation.name": "chat",
-                                 "gen_ai.provider.name": "openai",
-                                 "gen_ai.request.model": "gpt-4o",
-                                 "gen_ai.usage.input_tokens": 10,
-                                 "gen_ai.usage.output_tokens": 20})
-        logger_provider.get_logger("plain").emit(body="answered", severity_text="INFO")
-    trace_id = format(root.get_span_context().trace_id, "032x")
-    tracer_provider.shutdown()
-    logger_provider.shutdown()
-    print(json.dumps({"traceId": trace_id}))
-''')
+# A plain OpenTelemetry app: the stock SDK and OTLP exporters only, configured by the
+# standard environment variables.
+PLAIN_APP = Path(__file__).resolve().parent.parent / "examples" / "otlp_app.py"
 
 
 @asynccontextmanager
@@ -88,20 +50,22 @@ async def gateway(*args: str) -> AsyncIterator[tuple[str, int, asyncio.subproces
             await asyncio.wait_for(proc.wait(), 15)
 
 
-async def run_app(tmp_path: Path, transport: str, endpoint: str, token: str) -> str:
-    script = tmp_path / "plain_app.py"
-    script.write_text(PLAIN_APP)
+async def run_app(transport: str, endpoint: str, token: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(OTEL_SERVICE_NAME=f"plain-{transport}", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+               OTEL_EXPORTER_OTLP_PROTOCOL="grpc" if transport == "grpc" else "http/protobuf",
+               OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{token}")
     app = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), transport, endpoint, token,
+        sys.executable, str(PLAIN_APP), env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(app.communicate(), 60)
     assert app.returncode == 0, err.decode()
-    assert "otel_sse" not in script.read_text()
+    assert "otel_sse" not in PLAIN_APP.read_text()
     trace_id: str = json.loads(out.decode().strip().splitlines()[-1])["traceId"]
     return trace_id
 
 
-async def test_plain_apps_over_grpc_and_http_reach_tail_and_sseclient(tmp_path: Path) -> None:
+async def test_plain_apps_over_grpc_and_http_reach_tail_and_sseclient() -> None:
     async with gateway("--token", TOKEN, "--producer-token", PRODUCER) as (url, grpc_port, proc):
         tail = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "otel_sse", "tail", f"{url}/events", "--json",
@@ -125,9 +89,8 @@ async def test_plain_apps_over_grpc_and_http_reach_tail_and_sseclient(tmp_path: 
                             break
                     await asyncio.sleep(0.05)
             traces = {
-                "grpc": await run_app(tmp_path, "grpc", f"http://127.0.0.1:{grpc_port}",
-                                      PRODUCER),
-                "http": await run_app(tmp_path, "http", url, PRODUCER),
+                "grpc": await run_app("grpc", f"http://127.0.0.1:{grpc_port}", PRODUCER),
+                "http": await run_app("http", url, PRODUCER),
             }
             await asyncio.wait_for(watching, 30)
         tail.terminate()
