@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from otel_sse.errors import ConfigError
 
@@ -128,6 +128,15 @@ def choice(raw: str, source: str, allowed: tuple[str, ...]) -> str:
         options = ", ".join(repr(a) for a in allowed)
         raise ConfigError(f"{source}={raw!r} is not supported; use one of {options}")
     return lowered
+
+
+def http_url(raw: str, source: str) -> str:
+    """An absolute ``http://`` or ``https://`` URL (a page builds links from it: no
+    ``javascript:`` or relative values)."""
+    parts = urlsplit(raw) if isinstance(raw, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{source} must be an absolute http:// or https:// URL, got {raw!r}")
+    return raw
 
 
 def _number(raw: str, source: str) -> float:

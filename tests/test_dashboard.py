@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, Route
 
 from otel_sse.emitters import AgentStream, LLMStream, TaskStream
 from otel_sse.server import SSEServer
@@ -586,8 +586,21 @@ async def test_page_is_served_at_the_root_to_browsers_with_a_strict_policy() -> 
 
 async def test_a_jaeger_url_that_is_not_http_falls_back_to_the_default(
         browser: Browser) -> None:
-    async with serving(jaeger_url="javascript:alert(1)") as (server, team):
-        page, errors = await open_page(browser, f"{server.url}/")
+    # The server refuses such a URL (tests/test_security.py); the page does not rely
+    # on it: here the page arrives with one written into it on the way.
+    async with serving() as (server, team):
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = PageErrors(page)
+
+        async def tamper(route: Route) -> None:
+            response = await route.fetch()
+            body = (await response.text()).replace(
+                f'content="{JAEGER}"', 'content="javascript:alert(1)"')
+            assert "javascript:alert(1)" in body
+            await route.fulfill(response=response, body=body)
+
+        await page.route(f"{server.url}/", tamper)
+        await page.goto(f"{server.url}/")
         await live(page)
         team.full_task(1)
         await wait_for(page, "() => document.querySelector('#tasks .task a.task-link')?.href")

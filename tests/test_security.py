@@ -112,6 +112,15 @@ def test_a_non_loopback_bind_needs_a_token_or_an_explicit_opt_out(host: str) -> 
     assert ServerConfig.build(host=host, insecure_no_auth=True, environ={}).host == host
 
 
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "/relative", "localhost:16686", ""])
+def test_the_dashboards_jaeger_url_must_be_an_absolute_http_url(url: str) -> None:
+    # The page builds a link from it for every trace: no script or relative URLs.
+    with pytest.raises(ConfigError, match="jaeger_url must be an absolute http"):
+        ServerConfig.build(jaeger_url=url, environ={})
+    assert ServerConfig.build(jaeger_url="https://jaeger.example/", environ={}).jaeger_url \
+        == "https://jaeger.example/"
+
+
 async def test_loopback_server_refuses_foreign_host_names() -> None:
     async with running_server(allowed_hosts=["my-dev.box"]) as server, \
             aiohttp.ClientSession() as session:

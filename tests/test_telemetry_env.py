@@ -214,3 +214,4 @@ async def test_sdk_disabled_emitters_without_configure_stream_on_private_provide
     record(handle, "g")
     await settle()
     assert [d["name"] for d in other.of("span:ended")] == ["span g"]
+

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otel_sse.client.transport import HTTP2Mode
+from otel_sse.env import http_url
 from otel_sse.errors import ConfigError
 
 __all__ = ["DEFAULT_JAEGER_URL", "TailConfig", "add_tail_arguments"]
@@ -41,13 +42,6 @@ def add_tail_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many seconds (default: until Ctrl-C)")
 
 
-def _http_url(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} must be an absolute http:// or https:// URL, got {value!r}")
-    return value
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class TailConfig:
     """Everything ``tail`` was asked to do. The token is kept out of ``repr``."""
@@ -66,8 +60,8 @@ class TailConfig:
         if not self.urls:
             raise ConfigError("tail needs at least one URL")
         for url in self.urls:
-            _http_url("url", url)
-        _http_url("--jaeger-url", self.jaeger_url)
+            http_url(url, "url")
+        http_url(self.jaeger_url, "--jaeger-url")
         if self.count < 0:
             raise ConfigError(f"--count must be >= 0, got {self.count!r}")
         if self.duration is not None and not self.duration > 0:

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from otel_sse.client.transport import HTTP2Mode
+from otel_sse.env import http_url
 from otel_sse.errors import ConfigError
 from otel_sse.wire.decoder import SSEDecoder
 from otel_sse.wire.filters import FilterError, parse_filters
@@ -73,9 +74,7 @@ def _validate(options: _Options) -> None:
     if not options.urls:
         raise ConfigError("url must name at least one URL, got an empty list")
     for url in options.urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"url must be an absolute http:// or https:// URL, got {url!r}")
+        http_url(url, "url")
     if len(set(options.urls)) != len(options.urls):
         raise ConfigError(f"url lists the same URL twice: {list(options.urls)!r}")
     for name in ("reconnect_delay", "max_reconnect_delay"):

@@ -184,6 +184,7 @@ class ServerConfig:
         if self.max_connections == 0:
             object.__setattr__(self, "max_connections", self.max_clients + 100)
         check_stream_key(self.stream_key)
+        envtypes.http_url(self.jaeger_url, "jaeger_url")
         if type(self.bus_buffer_bytes) is not int or self.bus_buffer_bytes < 1024:
             raise ConfigError(f"bus_buffer_bytes must be an int >= 1024, "
                               f"got {self.bus_buffer_bytes!r}")
