@@ -53,12 +53,12 @@ pytest: $(STAMP) system-deps
 test: lint typecheck pytest
 
 # Each benchmark measures the peers in the same run and rewrites its section of
-# bench/RESULTS.md (about 70 minutes in all; run it on a quiet machine).
+# bench/RESULTS.md (about 80 minutes in all; run it on a quiet machine).
 bench: $(STAMP) system-deps
 	$(PY) bench/fanout.py --repeat 3 --write
 	$(PY) bench/client.py --events 200000 --repeat 5 --write
 	$(PY) bench/overhead.py --reps 41 --ops 2000 --write
-	$(PY) bench/dashboard.py --write
+	$(PY) bench/dashboard.py --duration 600 --write
 	$(PY) bench/scaleout.py --write
 	$(PY) bench/ingest.py --repeat 3 --write
 	$(PY) bench/abuse.py --repeat 3 --write
