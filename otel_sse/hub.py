@@ -19,8 +19,9 @@ import asyncio
 import json
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -88,6 +89,9 @@ class EventHub:
         self._pending_bytes = 0
         self._pending_lock = threading.Lock()
         self._drain_scheduled = False
+        # Told when the hub binds to a loop: telemetry queued while none ran is due.
+        # Weak, so that a bridge dropped by a later configure() is not kept alive.
+        self._on_bind: list[weakref.WeakMethod[Callable[[], None]]] = []
         # Events published per loop callback when draining the hand-off: a slice
         # stays well under the slow-client limit so that a connected reader can
         # take it before the next one comes.
@@ -116,6 +120,18 @@ class EventHub:
         if self.started_at is None:
             self.started_at = time.time()
         self.drain_pending()
+        alive = []
+        for ref in self._on_bind:
+            callback = ref()
+            if callback is not None:
+                alive.append(ref)
+                callback()
+        self._on_bind = alive
+
+    def on_bind(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (a bound method, held weakly) on the loop each time the hub
+        binds to one. It must not raise."""
+        self._on_bind.append(weakref.WeakMethod(callback))
 
     def unbind(self) -> None:
         """Stop publishing on the loop (the server stopped): other threads' events wait,

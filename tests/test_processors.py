@@ -203,3 +203,27 @@ async def test_after_shutdown_hooks_take_nothing_and_stats_add_up() -> None:
     assert bridge.stats() == {"submitted": 11, "published": 11, "dropped": 0, "errors": 0,
                               "pending": 0}
     assert len(sink.events) == 11
+
+
+
+async def test_what_was_queued_before_the_server_started_goes_out_when_it_starts() -> None:
+    from otel_sse.server import SSEServer
+
+    server = SSEServer(port=0, host="127.0.0.1")
+    bridge = SSEBridge(server)
+    tp, _ = _providers(bridge)
+    with tp.get_tracer("early").start_as_current_span("before the server"):
+        pass
+    assert bridge.pending == 2  # the span's start and end, waiting for a loop
+    await server.start()
+    try:
+        # Nothing else is emitted: starting the server is what drains the queue.
+        async with asyncio.timeout(5):
+            while bridge.published < 2:
+                await asyncio.sleep(0.01)
+        history = server.hub.log.history
+        assert history.types(history.first_seq, history.last_seq) == [
+            "span:started", "span:ended", "trace:completed"]
+    finally:
+        await server.stop()
+        tp.shutdown()

@@ -101,7 +101,7 @@ class SSEBridge:
     that failed to convert or publish.
     """
 
-    __slots__ = ("_batch", "_closed", "_draining", "_max", "_publish", "_queue",
+    __slots__ = ("__weakref__", "_batch", "_closed", "_draining", "_max", "_publish", "_queue",
                  "_scheduled", "_seeded", "_taken", "dropped", "errors", "published", "sink")
 
     def __init__(self, sink: Any, max_queue: int = 65536) -> None:
@@ -134,6 +134,9 @@ class SSEBridge:
         self.dropped = 0
         self.published = 0
         self.errors = 0
+        on_bind = getattr(sink, "on_bind", None)
+        if callable(on_bind):  # optional: a sink that is started after telemetry begins
+            on_bind(self._sink_started)
 
     # -- any thread ---------------------------------------------------------
     def submit(self, code: int, obj: Any, extra: Any = None) -> None:
@@ -161,6 +164,13 @@ class SSEBridge:
             loop.call_soon_threadsafe(self._drain, loop)
         except RuntimeError:  # loop closed between the check and the call
             self._scheduled = False
+
+    def _sink_started(self) -> None:
+        # On the sink's new loop. A drain scheduled on a loop that has since stopped
+        # never ran and left the flag set: what waits is due now, on this one.
+        self._scheduled = False
+        if self._queue and not self._closed:
+            self._wake()
 
     @property
     def pending(self) -> int:

@@ -146,6 +146,11 @@ class SSEServer:
         """The loop the server runs on (None until started)."""
         return self.hub.loop
 
+    def on_bind(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the loop each time the server starts (see
+        :meth:`EventHub.on_bind`): telemetry queued while it was stopped is due."""
+        self.hub.on_bind(callback)
+
     # -- lifecycle ------------------------------------------------------------------
 
     @property
