@@ -61,6 +61,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 from _proc import commands, install_uvloop, raise_nofile
+from _results import percentile
 
 SEQ = b'"seq":'
 T = b',"t":'
@@ -398,19 +399,12 @@ def timing(latencies: list[int], timed: Sequence[Stream], connected: Sequence[St
     on any stream."""
     return {
         "samples": len(latencies),
-        "p50_ms": _percentile(latencies, 0.50),
-        "p99_ms": _percentile(latencies, 0.99),
+        "p50_ms": percentile(latencies, 0.50) / 1e6,
+        "p99_ms": percentile(latencies, 0.99) / 1e6,
         "max_ms": latencies[-1] / 1e6 if latencies else float("nan"),
         "last_receive_ns": max((c.last_ns for c in timed), default=0),
         "last_receive_any_ns": max((c.last_ns for c in connected), default=0),
     }
-
-
-def _percentile(sorted_values: list[int], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    idx = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[idx] / 1e6
 
 
 async def _connect(

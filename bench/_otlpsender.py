@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _proc import commands, install_uvloop
+from _results import percentile
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -277,13 +278,6 @@ class Tally:
     answer_ms: list[float] = field(default_factory=list)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def _drive(exporters: list[Exporter], batch: int, rate: float, duration: float,
                  tally: Tally) -> None:
     loop = asyncio.get_running_loop()
@@ -373,10 +367,10 @@ async def run(transport: str, host: str, port: int, sender: int, connections: in
             "first_answer_ns": tally.first_answer_ns,
             "first_answer_spans": tally.first_answer_spans,
             "last_answer_ns": tally.last_answer_ns,
-            "lag_p50_ms": _percentile(tally.lag_ms, 0.5),
-            "lag_p99_ms": _percentile(tally.lag_ms, 0.99),
-            "answer_p50_ms": _percentile(tally.answer_ms, 0.5),
-            "answer_p99_ms": _percentile(tally.answer_ms, 0.99),
+            "lag_p50_ms": percentile(sorted(tally.lag_ms), 0.5),
+            "lag_p99_ms": percentile(sorted(tally.lag_ms), 0.99),
+            "answer_p50_ms": percentile(sorted(tally.answer_ms), 0.5),
+            "answer_p99_ms": percentile(sorted(tally.answer_ms), 0.99),
             "answer_mean_ms": statistics.fmean(tally.answer_ms) if tally.answer_ms else 0.0,
         }
         print("result " + json.dumps(result), flush=True)

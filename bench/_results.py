@@ -43,6 +43,13 @@ def machine() -> str:
             f"Linux {platform.release()}, Python {platform.python_version()}")
 
 
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile of ``ordered`` (sorted already); NaN when empty."""
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
 def fmt(value: float, digits: int = 1) -> str:
     """A table figure: thousands separated, ``n/a`` for NaN."""
     return "n/a" if value != value else f"{value:,.{digits}f}"

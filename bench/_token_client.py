@@ -35,16 +35,10 @@ import time
 from array import array
 
 import aiohttp
+from _results import percentile
 
 _TOKEN = re.compile(rb'event: llm:token\ndata: [^\n]*?"index":(\d+)')
 _EVENT = re.compile(rb"^event: (\S+)", re.M)
-
-
-def _percentile(values: list[int], q: float) -> float:
-    if not values:
-        return float("nan")
-    k = min(len(values) - 1, max(0, round(q * len(values)) - 1))
-    return values[k] / 1e6
 
 
 async def run(url: str, total: int, send_path: str, idle: float) -> dict[str, object]:
@@ -145,8 +139,8 @@ async def run(url: str, total: int, send_path: str, idle: float) -> dict[str, ob
         "other_events": other,
         "ended": ended,
         "tokens_per_s": received / span_s if span_s > 0 else 0.0,
-        "p50_ms": _percentile(latencies, 0.50),
-        "p99_ms": _percentile(latencies, 0.99),
+        "p50_ms": percentile(latencies, 0.50) / 1e6,
+        "p99_ms": percentile(latencies, 0.99) / 1e6,
         "max_ms": latencies[-1] / 1e6 if latencies else float("nan"),
     }
 

@@ -49,7 +49,7 @@ for folder in (HERE, HERE.parent):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from _results import RESULTS, machine, write_section  # noqa: E402
+from _results import RESULTS, machine, percentile, write_section  # noqa: E402
 
 from otel_sse.emitters import AgentStream, LLMStream, TaskStream  # noqa: E402
 from otel_sse.server import SSEServer  # noqa: E402
@@ -174,11 +174,6 @@ class Result:
         return peak(0.75, 1.0) - peak(0.25, 0.5)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 async def metrics(cdp: Any) -> dict[str, float]:
     answer = await cdp.send("Performance.getMetrics")
     return {m["name"]: m["value"] for m in answer["metrics"]}
@@ -240,7 +235,7 @@ async def run(rate_per_min: float, duration: float, agents: int) -> Result:
 
 
 def report(result: Result, rate_per_min: float) -> tuple[list[str], list[str]]:
-    frames = result.frames
+    frames = sorted(result.frames)
     over50 = sum(1 for f in frames if f > 50)
     table = [
         "| measure | value |",

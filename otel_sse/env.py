@@ -75,6 +75,13 @@ def timeout_millis(raw: str, source: str) -> float:
     return INDEFINITE_SECONDS if value == 0 else value / 1000.0
 
 
+def int_at_least(value: object, source: str, least: int) -> int:
+    """An integer option (an ``int``, not a ``bool``) of at least ``least``."""
+    if type(value) is not int or value < least:
+        raise ConfigError(f"{source} must be an int >= {least}, got {value!r}")
+    return value
+
+
 def positive_seconds(value: float, source: str) -> float:
     """A duration given in seconds (an argument, or an ``OTEL_SSE_*`` variable)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not (

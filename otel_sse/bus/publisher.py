@@ -34,7 +34,7 @@ from otel_sse.bus.outbox import Pending, size_of
 from otel_sse.bus.redis_config import DEFAULT_STREAM_KEY, RedisBusConfig
 from otel_sse.bus.redis_link import BusHealth, StreamWriter, connect, errors
 from otel_sse.bus.stream_entry import KEEPALIVE, fields_of
-from otel_sse.env import Env
+from otel_sse.env import Env, positive_seconds
 from otel_sse.errors import ConfigError, EventFormatError
 from otel_sse.wire.encoder import check_field, data_text
 
@@ -61,8 +61,7 @@ class RedisPublisher:
             raise ConfigError(f"RedisPublisher needs a redis:// URL (url= or {BUS_ENV})")
         self.config = RedisBusConfig(url=url, stream_key=stream_key, max_len=max_len,
                                      buffer_bytes=buffer_bytes)
-        if not keepalive > 0:
-            raise ConfigError(f"keepalive must be > 0 seconds, got {keepalive!r}")
+        positive_seconds(keepalive, "keepalive")
         self.max_event_bytes = max_event_bytes
         self.keepalive = keepalive
         self.writer_id = new_run_id()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
+from otel_sse.env import int_at_least, positive_seconds
 from otel_sse.errors import ConfigError
 
 SCHEMES: Final = ("redis", "rediss", "unix")
@@ -106,13 +107,9 @@ class RedisBusConfig:
         check_stream_key(self.stream_key)
         for name, low in (("max_len", 1), ("buffer_bytes", 1024), ("write_batch", 1),
                           ("read_count", 1)):
-            value = getattr(self, name)
-            if type(value) is not int or value < low:
-                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+            int_at_least(getattr(self, name), name, low)
         for name in ("block", "retry_initial", "retry_max", "lease_ttl", "connect_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(f"{name} must be > 0 seconds, got {value!r}")
+            positive_seconds(getattr(self, name), name)
         if self.retry_max < self.retry_initial:
             raise ConfigError(f"retry_max ({self.retry_max!r}) must not be less than "
                               f"retry_initial ({self.retry_initial!r})")

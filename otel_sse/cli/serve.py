@@ -128,9 +128,7 @@ def worker_count(args: argparse.Namespace, environ: Mapping[str, str] | None = N
         if raw is None:
             return 1
         value, where = envtypes.integer(raw, WORKERS_ENV), WORKERS_ENV
-    if type(value) is not int or value < 1:
-        raise ConfigError(f"{where} must be an int >= 1, got {value!r}")
-    return value
+    return envtypes.int_at_least(value, where, 1)
 
 
 async def serve(args: argparse.Namespace) -> int:

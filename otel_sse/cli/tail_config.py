@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otel_sse.client.transport import HTTP2Mode
-from otel_sse.env import http_url
+from otel_sse.env import http_url, positive_seconds
 from otel_sse.errors import ConfigError
 
 __all__ = ["DEFAULT_JAEGER_URL", "TailConfig", "add_tail_arguments"]
@@ -64,8 +64,8 @@ class TailConfig:
         http_url(self.jaeger_url, "--jaeger-url")
         if self.count < 0:
             raise ConfigError(f"--count must be >= 0, got {self.count!r}")
-        if self.duration is not None and not self.duration > 0:
-            raise ConfigError(f"--duration must be > 0 seconds, got {self.duration!r}")
+        if self.duration is not None:
+            positive_seconds(self.duration, "--duration")
         if self.token is not None and (not self.token or any(c in self.token for c in "\r\n\0")):
             # The value itself is never echoed: it is a secret.
             raise ConfigError("--token / OTEL_SSE_TOKEN must be one non-empty line")

@@ -151,14 +151,10 @@ class ServerConfig:
                           ("max_head_bytes", 1024), ("max_headers", 8), ("max_body_bytes", 0),
                           ("max_decompressed_bytes", 1024), ("ingest_inflight_bytes", 1024),
                           ("h2_max_streams", 1), ("h2_control_frame_rate", 10)):
-            value = getattr(self, name)
-            if type(value) is not int or value < low:
-                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+            envtypes.int_at_least(getattr(self, name), name, low)
         for name in ("keep_alive_interval", "shutdown_timeout", "idle_timeout",
                      "request_timeout", "session_ttl", "heartbeat_interval", "stale_after"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(f"{name} must be > 0 seconds, got {value!r}")
+            envtypes.positive_seconds(getattr(self, name), name)
         if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
             raise ConfigError(f"retry must be an int >= 0 milliseconds, got {self.retry!r}")
         if self.http2 and (not self.cert_path or not self.key_path):
@@ -185,9 +181,7 @@ class ServerConfig:
             object.__setattr__(self, "max_connections", self.max_clients + 100)
         check_stream_key(self.stream_key)
         envtypes.http_url(self.jaeger_url, "jaeger_url")
-        if type(self.bus_buffer_bytes) is not int or self.bus_buffer_bytes < 1024:
-            raise ConfigError(f"bus_buffer_bytes must be an int >= 1024, "
-                              f"got {self.bus_buffer_bytes!r}")
+        envtypes.int_at_least(self.bus_buffer_bytes, "bus_buffer_bytes", 1024)
         if self.bus is not None and not isinstance(self.bus, str):
             raise ConfigError(f"bus must be 'memory' or a redis:// URL, got {self.bus!r}")
         if not is_memory_bus(self.bus):

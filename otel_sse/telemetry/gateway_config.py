@@ -61,9 +61,7 @@ class GatewayConfig:
         for name in ("interval", "keepalive", "timeout", "retry_initial", "retry_max"):
             envtypes.positive_seconds(getattr(self, name), name)
         for name, least in (("max_batch", 1), ("max_queue", 1), ("max_bytes", 1024)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"{name}={value!r} must be an integer >= {least}")
+            envtypes.int_at_least(getattr(self, name), name, least)
         if self.retry_max < self.retry_initial:
             raise ConfigError(f"retry_max={self.retry_max!r} must not be less than "
                               f"retry_initial={self.retry_initial!r}")
