@@ -150,3 +150,23 @@ def test_a_shared_run_larger_than_the_room_is_cut_as_before() -> None:
     assert tight.cursor == tight.events_sent == len(_decode(cut))
     rest = fanout.collect(tight)  # from where it stopped: its own run
     assert cut + rest == whole and tight.cursor == 4
+
+
+def test_the_shared_runs_kept_are_few_and_none_larger_than_a_client_buffer() -> None:
+    from otel_sse.bus.fanout import SHARED_RUNS
+
+    log = MemoryEventLog(history_size=100, run_id="r")
+    fanout = Fanout(log, max_lag=100, policy=SlowClientPolicy.DISCONNECT, buffer_bytes=1024)
+    readers = [_reader(fanout, [f"t{i}:*"]) for i in range(3 * SHARED_RUNS)]
+    for i in range(3 * SHARED_RUNS):
+        log.append(f"t{i}:x", str(i))
+    for i, sub in enumerate(readers):  # a run of its own for each filter
+        assert [e[1] for e in _decode(fanout.collect(sub))] == [str(i)]
+    assert len(fanout._runs) == SHARED_RUNS
+    big = [_reader(fanout, ["big"], cursor=log.history.last_seq) for _ in range(2)]
+    for _ in range(4):
+        log.append("big", "x" * 600)
+    first, second = (fanout.collect(sub) for sub in big)
+    assert first == second and first is not second  # delivered whole, but not kept
+    assert len(first) > 1024
+    assert all(len(run) <= 1024 for run, _ in fanout._runs.values())

@@ -227,3 +227,22 @@ async def test_what_was_queued_before_the_server_started_goes_out_when_it_starts
     finally:
         await server.stop()
         tp.shutdown()
+
+
+async def test_a_bridge_dropped_by_a_later_configure_is_not_kept_by_the_server() -> None:
+    import gc
+    import weakref
+
+    from otel_sse.server import SSEServer
+
+    server = SSEServer(port=0, host="127.0.0.1")
+    kept = SSEBridge(server)
+    dropped = weakref.ref(SSEBridge(server))
+    gc.collect()
+    assert dropped() is None  # the server holds its bridges weakly
+    await server.start()
+    try:
+        assert len(server.hub._on_bind) == 1 and server.hub._on_bind[0]() is not None
+    finally:
+        await server.stop()
+    del kept
