@@ -303,3 +303,22 @@ def test_serve_workers_share_the_port_and_the_bus(redis_server: RedisServer) -> 
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
+
+
+async def test_post_events_while_redis_is_away_waits_in_the_bus_buffer_then_gets_503(
+        redis_server: RedisServer) -> None:
+    async with gateway(redis_server.url, bus_buffer_bytes=4096, request_timeout=0.5) as server, \
+            httpx.AsyncClient(base_url=server.url) as client:
+        redis_server.kill()
+        small = await client.post("/v1/events", json={"event": "job:kept", "data": {"n": 1}})
+        assert small.status_code == 202 and small.json() == {"ids": None, "queued": 1}
+        # More than the buffer has left: none of them is taken.
+        big = [{"event": "job:refused", "data": {"pad": "x" * 1500}} for _ in range(3)]
+        refused = await client.post("/v1/events", json=big)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert refused.text.strip() and "\n" not in refused.text.strip()
+        redis_server.start()
+        await wait_for(lambda: any(fields[b"t"] == b"job:kept" for _, fields
+                                   in stream_entries(redis_server.url)), timeout=20)
+    types = [fields[b"t"] for _, fields in stream_entries(redis_server.url)]
+    assert types.count(b"job:kept") == 1 and b"job:refused" not in types
